@@ -1,0 +1,25 @@
+# `make demo` and `make test` work on a fresh machine: each creates .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, from the versions this machine holds on disk (others are gigabytes)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m search.run --task demo
+
+test: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf studies/*/ .pytest_cache

@@ -1,0 +1,258 @@
+"""The one config type that flows from a search space to export to final training.
+
+Frozen dataclasses grouped in `RunConfig`, with a strict YAML round trip: an unknown
+key, a wrong type or an out-of-range value raises `ConfigError` naming the field
+(``model.dropout``), never a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from fgmodel.tasks import NUM_CLASSES
+
+NUM_STAGES = 4  # every ConvNeXt / ConvNeXt-V2 variant in timm has four stages
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, of the wrong type or out of range; `field` names it."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "convnextv2_large"
+    num_classes: int | None = None  # None: taken from the task
+    pretrained: str = "none"  # "none", a timm tag, or a local .safetensors / .pth file
+    pretrained_fallback: bool = False  # random init with a warning when weights can't be had
+    scra_stages: tuple[int, ...] = ()  # 0-based timm stage indices, SCRA after each
+    scra_kernel: int = 1
+    dropout: float = 0.0  # probability, right before the final linear layer
+
+    def validate(self) -> None:
+        if not self.backbone.startswith(("convnextv2_", "convnext_")):
+            raise ConfigError("model.backbone", f"{self.backbone!r} is not a timm ConvNeXt(-V2) variant")
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ConfigError("model.num_classes", f"must be >= 2, got {self.num_classes}")
+        for stage in self.scra_stages:
+            if not 0 <= stage < NUM_STAGES:
+                raise ConfigError("model.scra_stages", f"stage {stage} does not exist (the backbone has stages 0-{NUM_STAGES - 1})")
+        if len(set(self.scra_stages)) != len(self.scra_stages):
+            raise ConfigError("model.scra_stages", f"repeated stage in {list(self.scra_stages)}")
+        if self.scra_kernel not in (1, 3):
+            raise ConfigError("model.scra_kernel", f"must be 1 or 3, got {self.scra_kernel}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Defaults are "no augmentation"; the paper's values are in the presets."""
+
+    hflip_p: float = 0.0
+    rotation_deg: float = 0.0  # rotate by up to +-deg ...
+    rotation_p: float = 0.0  # ... with this probability
+    brightness: float = 0.0  # factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0  # shift drawn from [-hue, hue], at most 0.5
+    jitter_p: float = 0.0  # probability of applying the colour jitter
+
+    def validate(self) -> None:
+        for name in ("hflip_p", "rotation_p", "jitter_p"):
+            _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
+        _check_range("augment.rotation_deg", self.rotation_deg, 0.0, 180.0)
+        for name in ("brightness", "contrast", "saturation"):
+            _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
+        _check_range("augment.hue", self.hue, 0.0, 0.5)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"  # "adam" or "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    step_size: int = 5  # StepLR: multiply the lr by gamma every step_size epochs
+    gamma: float = 0.1
+    epochs: int = 30
+    batch_size: int = 128  # the effective batch; accumulation reaches it if needed
+    l2sp_lambda: float = 0.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError("optim.optimizer", f"must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ConfigError("optim.lr", f"must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError("optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        for name in ("step_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"optim.{name}", f"must be >= 1, got {getattr(self, name)}")
+        _check_range("optim.gamma", self.gamma, 0.0, 1.0)
+        if self.l2sp_lambda < 0:
+            raise ConfigError("optim.l2sp_lambda", f"must be >= 0, got {self.l2sp_lambda}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    task: str = "demo"
+    root: str = "data"  # the archive's top folder or its parent
+    image_size: int = 224
+    val_fraction: float = 0.1  # held out of train for the search
+    eval_on: str = "val"  # "val": search split of train; "test": final training on all of train
+    num_workers: int = 2
+
+    def validate(self) -> None:
+        if self.task not in NUM_CLASSES:
+            raise ConfigError("data.task", f"unknown task {self.task!r}; known: {', '.join(NUM_CLASSES)}")
+        if not 16 <= self.image_size <= 1024:
+            raise ConfigError("data.image_size", f"must be in [16, 1024], got {self.image_size}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError("data.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+        if self.eval_on not in ("val", "test"):
+            raise ConfigError("data.eval_on", f"must be 'val' or 'test', got {self.eval_on!r}")
+        if self.num_workers < 0:
+            raise ConfigError("data.num_workers", f"must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        for section in (self.model, self.augment, self.optim, self.data):
+            section.validate()
+
+    @property
+    def num_classes(self) -> int:
+        """The head size: the model's own value, else the task's class count."""
+        return self.model.num_classes or NUM_CLASSES[self.data.task]
+
+    def replace(self, **dotted: Any) -> RunConfig:
+        """A copy with dotted overrides, e.g. ``cfg.replace(**{"optim.epochs": 3})``."""
+        return from_dict(_merge(to_dict(self), _undot(dotted)))
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be in [{low}, {high}], got {value}")
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    """Plain dict of builtins (tuples as lists), the shape YAML and Optuna attrs hold."""
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    return {
+        f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
+        for f in dataclasses.fields(config)
+    }
+
+
+def from_dict(data: Mapping[str, Any]) -> RunConfig:
+    """Strict inverse of `to_dict`: missing keys take defaults, unknown ones raise."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", f"expected a mapping of sections, got {type(data).__name__}")
+    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
+    for key in data:
+        if key not in sections:
+            raise ConfigError(str(key), f"unknown section (known: {', '.join(sections)})")
+    built = {}
+    for name, section_field in sections.items():
+        values = data.get(name) or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(name, f"expected a mapping, got {type(values).__name__}")
+        built[name] = _build_section(name, section_field.default_factory, values)  # type: ignore[arg-type]
+    return RunConfig(**built)
+
+
+def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        name = f"{section}.{key}"
+        if key not in known:
+            raise ConfigError(name, f"unknown key (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(name, hints[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Check `value` against a field's type; ints pass as floats, lists as tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(name, inner, value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(name, f"expected a list, got {type(value).__name__} {value!r}")
+        (item_type, _) = typing.get_args(hint)
+        return tuple(_coerce(f"{name}[{i}]", item_type, v) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is not bool and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(name, f"expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _undot(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        section, _, name = key.partition(".")
+        if not name:
+            raise ConfigError(key, "overrides are 'section.key', e.g. 'optim.lr'")
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {k: dict(v) for k, v in base.items()}
+    for section, values in update.items():
+        if section not in merged:
+            raise ConfigError(section, f"unknown section (known: {', '.join(merged)})")
+        merged[section].update(values)
+    return merged
+
+
+def dump_yaml(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> RunConfig:
+    """Read a run config; a preset name (``paper_best``) resolves to the shipped file."""
+    path = Path(path)
+    if not path.exists() and (PRESETS_DIR / f"{path.name}.yaml").exists():
+        path = PRESETS_DIR / f"{path.name}.yaml"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", f"{path} is not valid YAML: {exc}") from None
+    return from_dict(data or {})
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))

@@ -1,0 +1,1 @@
+"""The search: Ray Tune schedules trials, Optuna proposes and stores them."""
