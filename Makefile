@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test venv clean
 
+# torch goes first, pinned to the build this machine holds on disk (others are gigabytes).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, from the versions this machine holds on disk (others are gigabytes)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
