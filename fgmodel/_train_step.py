@@ -1,0 +1,130 @@
+"""The inner training step and evaluation, shared by `fit` and `bench/train_step.py`.
+
+One place decides precision (bf16 autocast on CUDA, float32 on CPU), memory format
+(channels_last on CUDA), micro-batching with gradient accumulation, the non-finite
+guard and where L2SP acts (after backward, before the optimizer step), so the benchmark
+measures exactly the code a search trial runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from typing import ContextManager, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss of a step is NaN or infinite; the step was not applied."""
+
+
+class GradPenalty(Protocol):
+    def apply_(self, model: nn.Module) -> torch.Tensor: ...
+
+
+def autocast(device: torch.device) -> ContextManager:
+    """bf16 autocast on CUDA (no loss scaling needed); plain float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if device.type == "cuda":
+        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        return images, labels.to(device, non_blocking=True)
+    return images.to(device), labels.to(device)
+
+
+def make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam / AdamW; the fused CUDA kernel where available (one launch for all tensors)."""
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    extra = {"fused": True} if device.type == "cuda" else {}
+    return cls(params, lr=lr, weight_decay=weight_decay, **extra)
+
+
+class TrainStep:
+    """One optimizer step on one effective batch.
+
+    The batch is split into micro-batches of at most `micro_batch` images whose losses
+    (each scaled by its share of the batch) are backpropagated in turn, so the gradient is
+    that of the whole batch (ConvNeXt normalises per sample: no batch statistics change).
+    On CUDA an out-of-memory error halves the micro-batch and retries the same batch.
+    A non-finite loss zeroes the gradients and raises `NonFiniteLoss` before any update.
+    Returns (mean loss, L2SP penalty tensor or None); the loss is read back once per step.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, l2sp: GradPenalty | None = None,
+                 *, micro_batch: int | None = None, forward: nn.Module | None = None):
+        self.model = model
+        self.forward = forward if forward is not None else model  # e.g. a torch.compile'd wrapper
+        self.optimizer = optimizer
+        self.l2sp = l2sp
+        self.micro_batch = micro_batch
+        self.device = next(model.parameters()).device
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor | None]:
+        images, labels = to_device(images, labels, self.device)
+        while True:
+            try:
+                return self._step(images, labels)
+            except torch.OutOfMemoryError:
+                current = min(self.micro_batch or len(labels), len(labels))
+                if self.device.type != "cuda" or current <= 1:
+                    raise
+            # outside the except block, so the failed step's frames (and memory) are freed
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            self.micro_batch = current // 2
+            warnings.warn(f"out of GPU memory at micro-batch {current}; retrying with {self.micro_batch} "
+                          "and gradient accumulation", RuntimeWarning, stacklevel=2)
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor | None]:
+        n = len(labels)
+        size = self.micro_batch or n
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, n, size):
+            with autocast(self.device):
+                logits = self.forward(images[start:start + size])
+            loss = F.cross_entropy(logits.float(), labels[start:start + size], reduction="sum") / n
+            loss.backward()
+            total += loss.detach()
+        value = total.item()
+        if not math.isfinite(value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLoss(f"non-finite training loss ({value})")
+        penalty = self.l2sp.apply_(self.model) if self.l2sp is not None else None
+        self.optimizer.step()
+        return value, penalty
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top-1 hits, top-k hits) as device tensors; k is clipped to the class count."""
+    k = min(k, logits.shape[1])
+    hits = logits.topk(k, dim=1).indices == labels[:, None]
+    return hits[:, 0].sum(), hits.any(dim=1).sum()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, k: int = 5) -> tuple[float, float]:
+    """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches."""
+    model.eval()
+    top1 = torch.zeros((), dtype=torch.long, device=device)
+    topk = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
+    for images, labels, *_ in loader:
+        images, labels = to_device(images, labels, device)
+        with autocast(device):
+            logits = model(images)
+        hit1, hitk = topk_correct(logits.float(), labels, k)
+        top1 += hit1
+        topk += hitk
+        total += len(labels)
+    if total == 0:
+        raise ValueError("the evaluation set is empty")
+    return top1.item() / total, topk.item() / total

@@ -1,0 +1,324 @@
+"""One training run: a search trial (`fit` with a report callback) and the final-training CLI.
+
+Lifecycle of `fit`: seed, build the loaders and the model, snapshot the L2SP reference
+weights, resume from ``last.pt`` if asked, then per epoch: reseed from (seed, epoch), train
+(Adam/AdamW, StepLR per epoch, L2SP on the gradients), evaluate top-1/top-5 on
+``cfg.data.eval_on``, checkpoint atomically, and call ``report(EpochReport)``. A report
+returning True stops the run ("stopped"); a non-finite loss ends it before any update
+("non_finite"). Because every epoch's randomness (shuffle order, augmentation, dropout)
+depends only on (seed, epoch), a resumed run ends with the same metrics as an
+uninterrupted one on CPU.
+
+    python -m fgmodel.train --config paper_best --task demo --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fgmodel import checkpoint
+from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, make_optimizer
+from fgmodel.checkpoint import CheckpointError
+from fgmodel.config import ConfigError, RunConfig, dump_yaml, load_yaml, to_dict
+from fgmodel.data import build_loaders
+from fgmodel.l2sp import L2SP
+from fgmodel.model import build_model
+from fgmodel.tasks import DEMO_PROFILE
+
+__all__ = ["EpochReport", "FitResult", "fit", "final_config", "main", "CheckpointError"]
+
+Status = Literal["completed", "stopped", "non_finite"]
+
+# Config fields that may differ between a checkpoint and the run resuming it.
+_RESUMABLE_CHANGES = {("optim", "epochs"), ("data", "root"), ("data", "num_workers")}
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What the loop tells its caller after each epoch (accuracies are fractions in [0, 1])."""
+
+    epoch: int  # 1-based
+    epochs: int  # total planned
+    train_loss: float
+    val_top1: float
+    val_top5: float  # top-k with k = min(5, num_classes)
+    l2sp_penalty: float  # mean over the epoch's steps of lambda * sum (w - w0)^2
+    images_per_sec: float  # training images per second of training time
+    seconds: float  # the whole epoch, evaluation included
+    skipped_images: int  # unreadable files replaced by other samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FitResult:
+    status: Status
+    reason: str
+    history: list[EpochReport] = field(default_factory=list)
+    best_top1: float = 0.0
+    seconds: float = 0.0  # wall time of this call (a resumed run counts only its own part)
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _seed_epoch(seed: int, epoch: int, loader: Any) -> None:
+    """Make this epoch's shuffle, augmentation and dropout a function of (seed, epoch) only.
+
+    Workers (num_workers > 0) take their base seed from the reseeded RNG when the epoch's
+    iterator starts, so they are covered too, unless the loader keeps persistent workers.
+    """
+    s = checkpoint.epoch_seed(seed, epoch)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    for gen in (getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None)):
+        if gen is not None:
+            gen.manual_seed(s)
+
+
+def _check_resumable(path: Path, saved: dict[str, Any], cfg: RunConfig) -> None:
+    current = to_dict(cfg)
+    for section, values in current.items():
+        for key, value in values.items():
+            old = saved.get(section, {}).get(key)
+            if (section, key) not in _RESUMABLE_CHANGES and old != value:
+                raise CheckpointError(f"checkpoint {path} was written by another config "
+                                      f"({section}.{key}: {old!r} there, {value!r} now)")
+
+
+def _write_metrics(out: Path, cfg: RunConfig, status: str, reason: str, history: list[EpochReport],
+                   seconds: float) -> None:
+    last = history[-1] if history else None
+    best = max(history, key=lambda r: r.val_top1) if history else None
+    metrics = {
+        "status": status,
+        "reason": reason,
+        "eval_on": cfg.data.eval_on,
+        "top1": last.val_top1 if last else None,
+        "top5": last.val_top5 if last else None,
+        "best_top1": best.val_top1 if best else None,
+        "best_epoch": best.epoch if best else None,
+        "epochs_run": len(history),
+        "seconds": round(seconds, 3),
+        "history": [r.to_dict() for r in history],
+    }
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out / "metrics.json")
+
+
+def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = None, *,
+        output_dir: str | Path | None = None, resume: bool = False, device: str | None = None,
+        progress: bool = False, compile_model: bool | None = None, micro_batch: int | None = None) -> FitResult:
+    """Train `cfg` for ``cfg.optim.epochs`` epochs, reporting after each; see the module doc.
+
+    output_dir: where ``last.pt``, ``best.pt``, ``metrics.json`` and ``config.yaml`` go.
+    resume: continue from ``output_dir/last.pt`` when it exists (else start afresh).
+    compile_model: ``torch.compile`` the forward (default: env ``FGMODEL_COMPILE=1``).
+    micro_batch: cap on images per forward pass, with gradient accumulation up to
+    ``cfg.optim.batch_size`` (default: env ``FGMODEL_MICRO_BATCH``, else the whole batch;
+    on CUDA an out-of-memory error halves it automatically).
+    Raises for bad configs, missing data and bad checkpoints; never for a non-finite loss.
+    """
+    started = time.perf_counter()
+    dev = _resolve_device(device)
+    out = Path(output_dir) if output_dir is not None else None
+    seed = cfg.optim.seed
+    if compile_model is None:
+        compile_model = _env_flag("FGMODEL_COMPILE")
+    if micro_batch is None and os.environ.get("FGMODEL_MICRO_BATCH"):
+        micro_batch = int(os.environ["FGMODEL_MICRO_BATCH"])
+
+    checkpoint.seed_everything(seed)
+    loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")
+    if loaders.num_classes > cfg.num_classes:
+        raise ConfigError("model.num_classes", f"{cfg.num_classes} classes, but the data has {loaders.num_classes}")
+    checkpoint.seed_everything(seed)  # the initial weights depend on the seed alone
+    model = build_model(cfg.model, cfg.num_classes, device=dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    l2sp = L2SP(model, cfg.optim.l2sp_lambda)  # reference = initial weights, also on resume
+    optimizer = make_optimizer(model.parameters(), cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, dev)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
+
+    history: list[EpochReport] = []
+    start_epoch = 0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        last_path = out / "last.pt"
+        if resume and last_path.exists():
+            state = checkpoint.load(last_path, ("epoch", "model", "optimizer", "scheduler", "rng", "history", "config"))
+            _check_resumable(last_path, state["config"], cfg)
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                history = [EpochReport(**r) for r in state["history"]][: cfg.optim.epochs]
+            except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint {last_path} does not fit this model: "
+                                      f"{str(exc).strip().splitlines()[0]}") from None
+            checkpoint.set_rng_state(state["rng"])
+            start_epoch = int(state["epoch"])
+        dump_yaml(cfg, out / "config.yaml")
+
+    forward = torch.compile(model) if compile_model else model
+    step = TrainStep(model, optimizer, l2sp, micro_batch=micro_batch, forward=forward)
+    best_top1 = max((r.val_top1 for r in history), default=0.0)
+    status: Status = "completed"
+    reason = ""
+    epochs = cfg.optim.epochs
+
+    for epoch in range(start_epoch + 1, epochs + 1):
+        epoch_start = time.perf_counter()
+        _seed_epoch(seed, epoch, loaders.train)
+        model.train()
+        loss_sum, seen, skipped, steps = 0.0, 0, 0, 0
+        penalty_sum = torch.zeros((), device=dev)
+        bar = tqdm(loaders.train, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress,
+                   dynamic_ncols=True, file=sys.stderr)
+        try:
+            for images, labels, n_bad in bar:
+                loss, penalty = step(images, labels)
+                steps += 1
+                seen += len(labels)
+                loss_sum += loss * len(labels)
+                skipped += int(n_bad)
+                if penalty is not None:
+                    penalty_sum += penalty
+                if progress:
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        except NonFiniteLoss as exc:
+            status, reason = "non_finite", f"{exc} at epoch {epoch}, step {steps + 1}"
+            bar.close()
+            break
+        if seen == 0:
+            raise ValueError("the training set is empty")
+        train_seconds = time.perf_counter() - epoch_start
+        scheduler.step()
+        top1, top5 = evaluate(forward, loaders.eval, dev, k=min(5, cfg.num_classes))
+        epoch_report = EpochReport(
+            epoch=epoch, epochs=epochs, train_loss=loss_sum / seen, val_top1=top1, val_top5=top5,
+            l2sp_penalty=penalty_sum.item() / steps, images_per_sec=seen / train_seconds,
+            seconds=time.perf_counter() - epoch_start, skipped_images=skipped,
+        )
+        if progress:
+            bar.set_postfix(loss=f"{epoch_report.train_loss:.4f}", **{cfg.data.eval_on: f"{top1:.2%}"})
+        bar.close()
+        history.append(epoch_report)
+        improved = top1 > best_top1 or len(history) == 1
+        best_top1 = max(best_top1, top1)
+        if out is not None:
+            state_cfg = to_dict(cfg)
+            checkpoint.save_atomic({
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(),
+                "history": [r.to_dict() for r in history], "config": state_cfg,
+            }, out / "last.pt")
+            if improved:
+                checkpoint.save_atomic({"epoch": epoch, "model": model.state_dict(), "val_top1": top1,
+                                        "config": state_cfg}, out / "best.pt")
+            _write_metrics(out, cfg, "running", "", history, time.perf_counter() - started)
+        if report is not None and report(epoch_report):
+            if epoch < epochs:
+                status, reason = "stopped", f"stopped by the report callback after epoch {epoch} of {epochs}"
+            break
+
+    seconds = time.perf_counter() - started
+    if out is not None:
+        _write_metrics(out, cfg, status, reason, history, seconds)
+    return FitResult(status=status, reason=reason, history=history, best_top1=best_top1, seconds=seconds)
+
+
+def final_config(cfg: RunConfig, *, task: str | None = None, data_root: str | None = None,
+                 epochs: int | None = None) -> tuple[RunConfig, list[str]]:
+    """The config the CLI trains: evaluation on the test set, plus the command-line overrides.
+
+    Moving a config to another task drops an explicit head size; moving it to ``demo``
+    also applies `DEMO_PROFILE` (tiny backbone, small images, no download). Returns the
+    config and the notes to print about what changed implicitly.
+    """
+    overrides: dict[str, Any] = {"data.eval_on": "test"}
+    notes = []
+    if task is not None and task != cfg.data.task:
+        overrides["data.task"] = task
+        if cfg.model.num_classes is not None:
+            overrides["model.num_classes"] = None
+        if task == "demo":
+            overrides.update(DEMO_PROFILE)
+            notes.append("--task demo: applying the CPU demo profile ("
+                         + ", ".join(f"{k}={v}" for k, v in DEMO_PROFILE.items()) + ")")
+    if data_root is not None:
+        overrides["data.root"] = data_root
+    if epochs is not None:
+        overrides["optim.epochs"] = epochs
+    return cfg.replace(**overrides), notes
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fgmodel.train",
+        description="Final training: the whole training set, evaluated on the test set each epoch.")
+    p.add_argument("--config", required=True, help="a run config YAML (an exported search config) or a preset name")
+    p.add_argument("--task", help="train on this task instead of the config's (demo: the CPU demo profile)")
+    p.add_argument("--data-root", help="dataset folder (default: the config's data.root)")
+    p.add_argument("--epochs", type=int, help="override optim.epochs")
+    p.add_argument("--output", help="output folder (default: runs/<task>-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    p.add_argument("--device", help="cuda, cpu, cuda:1 ... (default: cuda when available)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out: Path | None = None
+    try:
+        cfg, notes = final_config(load_yaml(args.config), task=args.task, data_root=args.data_root, epochs=args.epochs)
+        if args.resume and not args.output:
+            raise ValueError("--resume needs --output, the folder of the run to continue")
+        if args.resume and not (Path(args.output) / "last.pt").exists():
+            raise FileNotFoundError(f"nothing to resume: {Path(args.output) / 'last.pt'} does not exist")
+        for note in notes:
+            print(note)
+        out = Path(args.output or f"runs/{cfg.data.task}-{datetime.now():%Y%m%d-%H%M%S}")
+        result = fit(cfg, output_dir=out, resume=args.resume, device=args.device, progress=True)
+    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted" + (f"; continue with --resume --output {out}" if out else ""), file=sys.stderr)
+        return 130
+    if result.status == "non_finite":
+        print(f"error: {result.reason}", file=sys.stderr)
+        return 1
+    if result.history:
+        last = result.history[-1]
+        print(f"test top-1 {last.val_top1:.2%}  top-5 {last.val_top5:.2%}  best top-1 {result.best_top1:.2%}  "
+              f"({len(result.history)} epochs, {result.seconds:.0f} s) -> {out / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
