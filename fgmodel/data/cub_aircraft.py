@@ -1,0 +1,27 @@
+"""The paper's Task 2: CUB-200-2011 classes first (0-199), FGVC-Aircraft variants after (200-299).
+
+`root` is the folder holding both archives' top folders (`CUB_200_2011/`,
+`fgvc-aircraft-2013b/`), the layout `python -m fgmodel.data download cub_aircraft` makes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fgmodel.data import aircraft, cub
+from fgmodel.data.registry import Sample, TaskData
+
+
+def load(root: str | Path) -> TaskData:
+    birds = cub.load(root, task="cub_aircraft")
+    planes = aircraft.load(root, task="cub_aircraft")
+    offset = len(birds.classes)
+
+    def shifted(samples: list[Sample]) -> list[Sample]:
+        return [s._replace(label=s.label + offset) for s in samples]
+
+    return TaskData(
+        birds.train + shifted(planes.train),
+        birds.test + shifted(planes.test),
+        birds.classes + planes.classes,
+    )

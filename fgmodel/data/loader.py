@@ -1,0 +1,70 @@
+"""`build_loaders(cfg)`: the train and eval DataLoaders of a run, per the data contract."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch.utils.data import DataLoader
+
+from fgmodel.config import RunConfig
+from fgmodel.data.images import ImageDataset, collate
+from fgmodel.data.registry import Sample, load_task
+from fgmodel.data.split import split_train_val
+
+PREFETCH_FACTOR = 4  # batches queued per worker: rides out slow files without much memory
+
+
+class Loaders(NamedTuple):
+    train: DataLoader
+    eval: DataLoader
+    num_classes: int
+
+
+def task_splits(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
+    """(train, eval) samples: the seeded split of train for the search, or train / test."""
+    data = load_task(cfg.data.task, cfg.data.root)
+    if cfg.data.eval_on == "test":
+        return data.train, data.test
+    return split_train_val(data.train, cfg.data.val_fraction, cfg.optim.seed)
+
+
+def _loader(dataset: ImageDataset, batch_size: int, shuffle: bool, workers: int, pin: bool, seed: int) -> DataLoader:
+    extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers > 0 else {}
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        drop_last=False,
+        **extra,
+    )
+
+
+def build_loaders(cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False) -> Loaders:
+    """Train (shuffled, seeded) and eval loaders yielding (images, labels, n_bad) batches.
+
+    Images are decoded at no less than `cfg.data.image_size` (JPEG draft mode) and then
+    go through `fgmodel.augment.build_transforms(cfg)`. `pin_memory` only takes effect
+    when CUDA is available.
+    """
+    from fgmodel.augment import build_transforms
+
+    train_samples, eval_samples = task_splits(cfg)
+    num_classes = cfg.num_classes
+    top = max(s.label for s in train_samples + eval_samples)
+    if top >= num_classes:
+        raise ValueError(f"task {cfg.data.task} has label {top} but the head has {num_classes} classes")
+    train_tf, eval_tf = build_transforms(cfg)
+    size = cfg.data.image_size
+    batch = batch_size or cfg.optim.batch_size
+    workers = cfg.data.num_workers
+    pin = pin_memory and torch.cuda.is_available()
+    return Loaders(
+        train=_loader(ImageDataset(train_samples, train_tf, size), batch, True, workers, pin, cfg.optim.seed),
+        eval=_loader(ImageDataset(eval_samples, eval_tf, size), batch, False, workers, pin, cfg.optim.seed),
+        num_classes=num_classes,
+    )
