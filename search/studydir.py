@@ -6,13 +6,18 @@ The directory holds ``study.json`` with the storage URL and study name, so `repo
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
+import sqlalchemy
 
 POINTER_FILE = "study.json"
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,29 @@ def read_pointer(study_dir: str | Path) -> StudyPointer:
 
 
 def storage_for(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; SQLite gets WAL and a busy timeout so the dashboard can read while the driver writes."""
-    if url.startswith("sqlite:///"):
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 30}},
-        )
-    return optuna.storages.RDBStorage(url)
+    """An RDB storage; SQLite gets WAL and a busy timeout so the dashboard can read while the driver writes.
+
+    WAL lets readers (optuna-dashboard, ``optuna.load_study``) and the one writer (the
+    search driver) work at once; the 30 s busy timeout absorbs the short exclusive
+    moments (checkpoints, schema creation) instead of raising "database is locked".
+    """
+    if not url.startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(url)
+    path = Path(url[len("sqlite:///") :])
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection uses it
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+    sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+    return storage
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, and a commit is no fsync
+    cursor.close()
 
 
 def open_study(study_dir: str | Path) -> optuna.Study:

@@ -1,0 +1,161 @@
+"""A study spec: ``studies/<task>.yaml`` plus command-line overrides, loaded strictly.
+
+The spec says what to search (task, backbone, image size, epochs, space, FLOPs budget)
+and how (trials, concurrency, resources per trial, ASHA settings, storage). Like
+`fgmodel.config`, an unknown key or a wrong type fails with one line naming the key,
+never a silent default. `base_config` turns a spec into the `RunConfig` every trial
+starts from, so the search, the export and the final training share one config type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from fgmodel.config import ConfigError, RunConfig, _coerce, load_yaml
+from fgmodel.tasks import NUM_CLASSES
+
+SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    task: str
+    base: str = "paper_baseline"  # a preset name or a run-config YAML the space starts from
+    backbone: str = "convnextv2_large"
+    pretrained: str = "none"
+    pretrained_fallback: bool = True
+    image_size: int = 224
+    epochs: int = 30  # the maximum fidelity: a trial that runs all of them is COMPLETE
+    trials: int = 64  # Optuna trials, over-budget ones (pruned before training) included
+    concurrency: int = 4
+    cpus_per_trial: float = 8.0
+    gpus_per_trial: float = 1.0
+    budget: float = 0.05  # allowed GFLOPs over the baseline (same backbone, no SCRA)
+    space: str = "default"
+    paper: bool = True  # enqueue the paper's Table 1 rows first
+    sampler: str = "tpe"  # "tpe" or "nsga2"
+    grace_period: int = 3  # ASHA: epochs before the first cut
+    reduction_factor: int = 3  # ASHA: keep the top 1/rf at each rung
+    retries: int = 0  # Ray re-runs of a trial that raised before it is FAIL
+    seed: int = 0
+    data_root: str = "data"
+    storage: str | None = None  # None: SQLite in the study directory
+    address: str | None = None  # None: a local Ray; else an existing cluster ("auto", "host:port")
+    name: str | None = None  # the study's name and folder; None: the task's name
+    study_dir: str | None = None  # None: studies/<name>
+    config: dict[str, Any] = field(default_factory=dict)  # dotted RunConfig overrides
+
+    def __post_init__(self) -> None:
+        if self.task not in NUM_CLASSES:
+            raise ConfigError("task", f"unknown task {self.task!r}; known: {', '.join(NUM_CLASSES)}")
+        for name in ("epochs", "trials", "concurrency", "grace_period"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.reduction_factor < 2:
+            raise ConfigError("reduction_factor", f"must be >= 2, got {self.reduction_factor}")
+        if self.cpus_per_trial <= 0:
+            raise ConfigError("cpus_per_trial", f"must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            raise ConfigError("gpus_per_trial", f"must be >= 0, got {self.gpus_per_trial}")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ConfigError("gpus_per_trial", f"a fraction must be below 1, got {self.gpus_per_trial}")
+        if self.budget < 0:
+            raise ConfigError("budget", f"must be >= 0, got {self.budget}")
+        if self.retries < 0:
+            raise ConfigError("retries", f"must be >= 0, got {self.retries}")
+        if self.sampler not in ("tpe", "nsga2"):
+            raise ConfigError("sampler", f"must be 'tpe' or 'nsga2', got {self.sampler!r}")
+
+    @property
+    def study_name(self) -> str:
+        return self.name or self.task
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.study_dir or Path("studies") / self.study_name).resolve()
+
+    def replace(self, **changes: Any) -> StudySpec:
+        """A copy with ``changes``, type-checked and validated like the YAML."""
+        return from_dict({**to_dict(self), **changes})
+
+    def base_config(self) -> RunConfig:
+        """The config every trial starts from: the base preset switched to this search.
+
+        eval_on is "val": the search selects on a seeded split of the training set, never
+        on the test set. The data root is absolute because Ray workers run elsewhere.
+        """
+        cfg = load_yaml(self.base)
+        return cfg.replace(
+            **{
+                "data.task": self.task,
+                "data.root": str(Path(self.data_root).expanduser().resolve()),
+                "data.image_size": self.image_size,
+                "data.eval_on": "val",
+                "model.backbone": self.backbone,
+                "model.pretrained": self.pretrained,
+                "model.pretrained_fallback": self.pretrained_fallback,
+                "model.num_classes": None,
+                "optim.epochs": self.epochs,
+                "optim.seed": self.seed,
+                **self.config,
+            }
+        )
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}
+
+
+def to_dict(spec: StudySpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in FIELDS}
+
+
+def from_dict(data: Mapping[str, Any]) -> StudySpec:
+    """Strict: an unknown key or a value of the wrong type raises `ConfigError` naming it."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("spec", f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(StudySpec)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in FIELDS:
+            raise ConfigError(str(key), f"unknown spec key (known: {', '.join(FIELDS)})")
+        if key == "config":
+            if not isinstance(value, Mapping):
+                raise ConfigError("config", f"expected a mapping of dotted run-config keys, got {value!r}")
+            kwargs[key] = dict(value)
+            continue
+        kwargs[key] = _coerce(str(key), hints[key], value)
+    if "task" not in kwargs:
+        raise ConfigError("task", "missing")
+    spec = StudySpec(**kwargs)
+    spec.base_config()  # dotted overrides and values checked here, naming the key
+    return spec
+
+
+def spec_path(task: str) -> Path:
+    return SPECS_DIR / f"{task}.yaml"
+
+
+def load(source: str | Path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
+    """Read a spec by task name (``studies/<task>.yaml``) or path; ``overrides`` win (None = keep)."""
+    path = Path(source)
+    if not path.suffix:
+        path = spec_path(str(source))
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in SPECS_DIR.glob("*.yaml")))
+            raise ConfigError("task", f"no study spec {path} (known tasks: {known})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError("spec", f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("spec", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("spec", f"{path} must hold a mapping")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(data)
