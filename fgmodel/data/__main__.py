@@ -1,0 +1,55 @@
+"""``python -m fgmodel.data download|check TASK --root DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.error
+
+from fgmodel.data.check import check
+from fgmodel.data.download import ARCHIVES, ChecksumError, UnsafeArchive, download
+from fgmodel.data.registry import load_task
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fgmodel.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_down = sub.add_parser("download", help="fetch, verify and extract the official archives")
+    p_check = sub.add_parser(
+        "check",
+        help="verify layout and counts, decode every image",
+        description="Exit status: 0 all good, 1 some images are bad (listed), 2 the layout is broken.",
+    )
+    for p in (p_down, p_check):
+        p.add_argument("task", choices=list(ARCHIVES))
+        p.add_argument("--root", default="data", help="the archive's top folder or its parent (default: data)")
+        p.add_argument("--no-progress", action="store_true")
+    p_check.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    args = parser.parse_args(argv)
+    progress = not args.no_progress
+    try:
+        if args.command == "download":
+            if args.task == "demo":
+                print("demo is generated locally, nothing to download")
+            else:
+                download(args.task, args.root, progress=progress)
+            data = load_task(args.task, args.root)
+            print(f"{args.task}: {len(data.train)} train, {len(data.test)} test, {len(data.classes)} classes under {args.root}")
+            return 0
+        result = check(args.task, args.root, workers=args.workers, progress=progress)
+    except (ChecksumError, UnsafeArchive, urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    c = result.counts
+    print(f"{args.task}: layout ok under {args.root}: {c['train']} train, {c['test']} test, {c['classes']} classes")
+    for path, reason in result.bad:
+        print(f"bad: {path} ({reason})")
+    print(f"{len(result.bad)} bad image(s)" if result.bad else "all images decode")
+    return 1 if result.bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
