@@ -1,0 +1,130 @@
+"""Export picks the expected trial and writes YAML that fgmodel.config reads back equal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
+from fgmodel.tasks import DEMO_PROFILE
+from search import export
+from search.studydir import StudyPointer, default_storage, write_pointer
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 3})
+REPO = Path(__file__).resolve().parents[1]
+
+# (state, val_top1, gflops, budget_excess); each trial's config differs in dropout = number / 20.
+# Normalised over the front (trials 0, 1, 2, 4): x = 0, .1, .4, 1; y = 0, .75, .875, 1.
+# Trial 1 is farthest above the chord from (0, 0) to (1, 1): the knee. Trial 4: max-acc.
+DESIGN = [
+    (TrialState.COMPLETE, 0.50, 1.00, -0.10),
+    (TrialState.COMPLETE, 0.80, 1.01, -0.09),
+    (TrialState.COMPLETE, 0.85, 1.04, -0.06),
+    (TrialState.COMPLETE, 0.84, 1.05, -0.05),  # dominated by 2
+    (TrialState.COMPLETE, 0.90, 1.10, 0.0),
+    (TrialState.COMPLETE, 0.99, 1.20, 0.10),  # over budget
+    (TrialState.PRUNED, None, 1.30, 0.20),
+    (TrialState.FAIL, None, None, None),
+]
+
+
+def make_study(design=DESIGN, storage=None, name="export") -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
+    for number, (state, acc, gflops, excess) in enumerate(design):
+        config = BASE.replace(**{"model.dropout": number / 20})
+        attrs = {"config": to_dict(config), "reason": {TrialState.PRUNED: "over budget", TrialState.FAIL: "raised"}.get(state, "")}
+        if excess is not None:
+            attrs |= {"gflops": gflops, "budget_excess": excess}
+        study.add_trial(create_trial(state=state, values=[acc, gflops] if acc is not None else None, user_attrs=attrs))
+    return study
+
+
+@pytest.mark.parametrize(("pick", "number"), [("max-acc", 4), ("knee", 1)])
+def test_picks_and_yaml_round_trip(tmp_path, pick, number):
+    study = make_study()
+    out = tmp_path / "sub" / "best.yaml"
+    config = export.export(study, out, pick=pick)
+    expected = from_dict(study.trials[number].user_attrs["config"]).replace(**{"data.eval_on": "test"})
+    assert config == expected and config.model.dropout == number / 20
+    assert load_yaml(out) == expected and expected.data.eval_on == "test"
+
+
+def test_explicit_trial_may_be_off_the_front(tmp_path):
+    assert export.export(make_study(), tmp_path / "t.yaml", trial=3).model.dropout == 0.15
+
+
+def _front(points):
+    return [create_trial(values=[a, g]) for a, g in points]
+
+
+def test_knee_falls_back_to_max_acc():
+    two = _front([(0.5, 1.0), (0.9, 2.0)])
+    assert export.pick_knee(two) is two[1]
+    line = _front([(0.5, 1.0), (0.7, 1.5), (0.9, 2.0)])  # nothing above the chord
+    assert export.pick_knee(line) is line[2]
+    convex = _front([(0.5, 1.0), (0.6, 1.8), (0.9, 2.0)])  # below the chord only
+    assert export.pick_knee(convex) is convex[2]
+    bent = _front([(0.5, 1.0), (0.6, 1.2), (0.85, 1.5), (0.9, 2.0)])
+    assert export.pick_knee(bent) is bent[2]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"trial": 6}, "trial 6 is PRUNED (over budget), not COMPLETE"),
+    ({"trial": 7}, "trial 7 is FAIL (raised), not COMPLETE"),
+    ({"trial": 99}, "trial 99 does not exist (study 'export' has 8 trials)"),
+    ({"pick": "median"}, "unknown pick 'median'"),
+])
+def test_choose_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        export.choose(make_study(), **kwargs)
+
+
+def test_no_complete_or_no_feasible_trial():
+    with pytest.raises(ValueError, match="has no COMPLETE trials yet"):
+        export.choose(make_study(DESIGN[6:]))
+    with pytest.raises(ValueError, match="no COMPLETE trial is within the FLOPs budget"):
+        export.choose(make_study(DESIGN[5:]))
+
+
+def _study_dir(tmp_path, design=DESIGN) -> Path:
+    storage = default_storage(tmp_path)
+    make_study(design, storage=storage, name="cli")
+    write_pointer(tmp_path, StudyPointer(storage, "cli"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [
+    ["--trial", "6"], ["--trial", "99"], ["--pick", "knee"],
+])
+def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, argv):
+    study_dir = _study_dir(tmp_path, DESIGN if argv[0] == "--trial" else DESIGN[6:])
+    with pytest.raises(SystemExit) as exc:
+        export.main(["--study", str(study_dir), *argv, "--out", str(tmp_path / "x.yaml")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_cli_missing_study_dir(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        export.main(["--study", str(tmp_path / "nope")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == f"error: study directory {tmp_path / 'nope'} does not exist\n"
+
+
+def test_cli_as_a_module(tmp_path):
+    study_dir = _study_dir(tmp_path)
+    out = tmp_path / "best.yaml"
+    run = subprocess.run([sys.executable, "-m", "search.export", "--study", str(study_dir), "--pick", "knee",
+                          "--out", str(out)], cwd=REPO, capture_output=True, text=True, check=True)
+    assert run.stdout.startswith("knee pick: trial 1, val top-1 80.00%, 1.010 GFLOPs")
+    assert f"python -m fgmodel.train --config {out}" in run.stdout
+    assert load_yaml(out).model.dropout == 0.05
