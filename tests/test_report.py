@@ -1,0 +1,159 @@
+"""Reports on a hand-made study shaped like search.run's: the front, the CSVs, the HTML, the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState, create_trial
+
+import spaces
+from fgmodel.config import RunConfig, to_dict
+from fgmodel.tasks import DEMO_PROFILE
+from search import budget, report
+from search.studydir import StudyPointer, default_storage, write_pointer
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
+BASELINE, BUDGET = 0.1, 0.05  # limit 0.105 GFLOPs
+ROWS = dict(spaces.paper_rows("default", BASE))
+
+
+def add(study, number, state, acc=None, gflops=0.1, params=ROWS["baseline"], **attrs):
+    """One trial with the attrs search.run writes; ``number`` only checks the design's order."""
+    fixed = optuna.trial.FixedTrial(params)
+    config = spaces.get("default")(fixed, BASE)
+    excess = budget.excess(gflops, BASELINE, BUDGET)
+    user_attrs = {
+        "config": to_dict(config), "gflops": gflops, "params": 3_400_000, "over_budget": excess > 0,
+        "budget_excess": excess, "epochs_run": 4, "curve": [0.1, 0.2, 0.3, acc or 0.3],
+        "train_seconds": 12.5, "images_per_sec": 180.0, "reason": "completed",
+    } | attrs
+    study.add_trial(create_trial(
+        state=state, values=[acc, gflops] if state == TrialState.COMPLETE else None,
+        params=fixed.params, distributions=fixed.distributions, user_attrs=user_attrs,
+    ))
+    assert study.trials[-1].number == number
+
+
+def scra(stage, kernel):
+    return ROWS["+ dropout"] | {f"scra_after_{stage}": True, "scra_kernel": kernel}
+
+
+def make_study(storage=None, name="demo") -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
+    for key, value in {"task": "demo", "backbone": "convnextv2_atto", "image_size": 64, "epochs": 4,
+                       "budget": BUDGET, "baseline_gflops": BASELINE, "space": "default",
+                       "base_config": to_dict(BASE)}.items():
+        study.set_user_attr(key, value)
+    C, P = TrialState.COMPLETE, TrialState.PRUNED
+    add(study, 0, C, 0.40, 0.1000, ROWS["baseline"], paper_row="baseline")  # dominated by 2
+    add(study, 1, C, 0.46, 0.1000, ROWS["+ augmentation"], paper_row="+ augmentation")  # dominated by 2
+    add(study, 2, C, 0.50, 0.1000, ROWS["+ L2SP"], paper_row="+ L2SP")  # front
+    add(study, 3, C, 0.49, 0.1000, ROWS["+ dropout"], paper_row="+ dropout")  # dominated by 2
+    add(study, 4, C, 0.56, 0.1003, ROWS["+ SCRA"], paper_row="+ SCRA")  # front: the knee
+    add(study, 5, C, 0.60, 0.1030, scra(1, 3))  # front: max-acc
+    add(study, 6, C, 0.70, 0.1100, scra(2, 3))  # best of all, but over budget
+    add(study, 7, P, gflops=0.1200, params=scra(3, 3), epochs_run=0, curve=[],
+        reason="over budget: 0.12 GFLOPs > limit 0.105")
+    add(study, 8, P, gflops=0.1000, epochs_run=2, curve=[0.2, 0.35], reason="stopped early by ASHA at epoch 2")
+    add(study, 9, TrialState.FAIL, epochs_run=1, curve=[0.1], reason="raised", error="RuntimeError: boom")
+    add(study, 10, C, 0.58, 0.1040, scra(0, 3))  # dominated by 5
+    return study
+
+
+def test_front_is_optunas_selection_under_the_budget():
+    study = make_study()
+    assert [t.number for t in budget.pareto_front(study)] == [2, 4, 5]
+
+
+def test_csvs_hold_every_trial_and_the_front(tmp_path):
+    paths = report.write_reports(make_study(), tmp_path)
+    trials = pd.read_csv(paths.trials_csv)
+    assert list(trials["number"]) == list(range(11))
+    assert list(trials["state"]) == ["COMPLETE"] * 7 + ["PRUNED", "PRUNED", "FAIL", "COMPLETE"]
+    by = trials.set_index("number")
+    assert list(by.index[by["on_front"]]) == [2, 4, 5]
+    assert by.loc[6, "kind"] == "complete_over_budget" and by.loc[6, "val_top1"] == 0.70
+    assert by.loc[7, "kind"] == "over_budget" and by.loc[7, "gflops"] == 0.12 and math.isnan(by.loc[7, "val_top1"])
+    assert by.loc[7, "budget_excess"] == pytest.approx(0.015)
+    assert by.loc[8, "kind"] == "stopped_early" and by.loc[8, "best_val_top1"] == 0.35 and by.loc[8, "epochs_run"] == 2
+    assert by.loc[9, "error"] == "RuntimeError: boom"
+    assert by.loc[4, "paper_row"] == "+ SCRA" and by.loc[4, "scra_stages"] == "[0]"
+    assert by.loc[4, "vs_baseline"] == pytest.approx(0.003)
+    assert by.loc[5, "params_scra_kernel"] == 3 and by.loc[5, "params_scra_after_1"]
+    assert by.loc[2, "params_l2sp_lambda"] == 0.01 and by.loc[2, "model_params"] == 3_400_000
+
+    pareto = pd.read_csv(paths.pareto_csv)
+    assert list(pareto["number"]) == [2, 4, 5]  # cheapest first
+    assert list(pareto["val_top1"]) == [0.50, 0.56, 0.60]
+    assert list(pareto["pick"].fillna("")) == ["", "knee", "max-acc"]
+
+
+def test_console_table(tmp_path):
+    table = report.write_reports(make_study(), tmp_path).table
+    lines = table.splitlines()
+    assert lines[0] == "Pareto front, 3 of 11 trials (8 COMPLETE, 1 FAIL, 2 PRUNED):"
+    assert lines[1].split()[:5] == ["trial", "val_top1", "gflops", "vs_baseline", "pick"]
+    assert lines[3].split()[:6] == ["4", "56.00%", "0.100", "+0.30%", "knee", "+"]
+    assert "+ SCRA" in lines[3] and "max-acc" in lines[4]
+
+
+def test_html_draws_each_kind_apart(tmp_path):
+    html = report.write_reports(make_study(), tmp_path).html.read_text()
+    for text in ("Pareto front (COMPLETE, within budget)", "COMPLETE, dominated", "COMPLETE but over budget",
+                 "Stopped early (PRUNED)", "Over budget (PRUNED, not trained): drawn at top-1 = 0",
+                 "Paper Table 1 rows", "+ augmentation", "+ SCRA", "budget +5%: 0.105 GFLOPs",
+                 "not drawn: 1 FAIL", "reason: stopped early by ASHA at epoch 2", "scra_kernel = 3"):
+        assert text in html, text
+
+
+def test_front_trace_is_joined_cheapest_first():
+    front = budget.pareto_front(make_study())
+    fig = report.pareto_figure(make_study(), front)
+    (trace,) = [t for t in fig.data if t.name.startswith("Pareto front")]
+    assert trace.mode == "lines+markers"
+    assert list(trace.x) == [0.1, 0.1003, 0.103] and list(trace.y) == [0.5, 0.56, 0.6]
+    (over,) = [t for t in fig.data if t.name.startswith("Over budget")]
+    assert list(over.x) == [0.12] and list(over.y) == [0.0]
+    assert over.hovertext[0].startswith("<b>trial 7</b> PRUNED<br>not trained (over budget), 0.120 GFLOPs, 0 epochs<br>")
+    assert "reason: over budget: 0.12 GFLOPs > limit 0.105" in over.hovertext[0]
+    assert "scra_after_3 = True" in over.hovertext[0]
+    (stopped,) = [t for t in fig.data if t.name.startswith("Stopped early")]
+    assert list(stopped.y) == [0.35]
+    (paper,) = [t for t in fig.data if t.name == "Paper Table 1 rows"]
+    assert list(paper.text) == ["+ L2SP", "+ SCRA", "baseline", "+ augmentation", "+ dropout"]
+
+
+@pytest.mark.parametrize("with_trials", [True, False])
+def test_no_complete_trials_still_writes_everything(tmp_path, with_trials):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    if with_trials:
+        add(study, 0, TrialState.PRUNED, gflops=0.12, epochs_run=0, curve=[], reason="over budget")
+        add(study, 1, TrialState.FAIL, error="RuntimeError: boom")
+    paths = report.write_reports(study, tmp_path / "new")
+    assert paths.table.startswith("No COMPLETE trial within the budget yet, so no Pareto front")
+    assert len(pd.read_csv(paths.trials_csv)) == (2 if with_trials else 0)
+    assert len(pd.read_csv(paths.pareto_csv)) == 0
+    assert "no COMPLETE trial within the budget yet" in paths.html.read_text()
+
+
+def test_cli_on_a_sqlite_study(tmp_path, capsys):
+    storage = default_storage(tmp_path)
+    make_study(storage=storage, name="demo-cli")
+    write_pointer(tmp_path, StudyPointer(storage, "demo-cli"))
+    report.main(["--study", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.startswith("Pareto front, 3 of 11 trials") and "pareto.html" in out
+    assert (tmp_path / "trials.csv").exists() and (tmp_path / "pareto.html").exists()
+
+
+def test_cli_without_a_study_exits_2_with_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--study", str(tmp_path / "missing")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "missing" in err
