@@ -1,0 +1,220 @@
+"""The paper's model: a timm ConvNeXt(-V2) with a new head, dropout and SCRA blocks.
+
+SCRA goes in through forward hooks on timm's stages (a hook that returns a value
+replaces the stage's output), so the backbone stays timm's own module: its state-dict
+keys match timm checkpoints, `forward_features` / `forward_intermediates` / grad
+checkpointing keep working, and the SCRA parameters live only in `FGModel.scra`.
+Dropout is timm's own `head.drop`, which sits right before `head.fc`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+from unittest import mock
+from urllib.parse import urlparse
+
+import timm
+import torch
+from timm.models import get_pretrained_cfg
+from timm.models.convnext import checkpoint_filter_fn
+from torch import nn
+
+from fgmodel.config import ConfigError, ModelConfig
+from fgmodel.scra import SCRA
+
+__all__ = ["FGModel", "PretrainedUnavailable", "build_model"]
+
+CLASSIFIER = "head.fc."  # the new linear layer: never in L2SP, loaded only if its shape fits
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_HUB_PROBE_TIMEOUT_S = 3.0
+
+
+class PretrainedUnavailable(FileNotFoundError):
+    """Pretrained weights were asked for and cannot be had (no file, hub unreachable).
+
+    A FileNotFoundError so the CLIs print it as one line; `pretrained_fallback` turns it
+    into a warning and random init.
+    """
+
+
+class _ApplyAfter:
+    """Forward hook returning ``block(output)``: the stage's output goes through SCRA.
+
+    A class rather than a closure so `copy.deepcopy` / pickling of the model re-targets
+    the hook at the copied block.
+    """
+
+    def __init__(self, block: nn.Module):
+        self.block = block
+
+    def __call__(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        return self.block(output)
+
+
+class FGModel(nn.Module):
+    """`backbone` (timm, head reset to `num_classes`) with `scra[str(stage)]` after stages.
+
+    `l2sp_param_names` names (as in `named_parameters()`) the backbone parameters that
+    came from pretrained weights; with no weights loaded it is every backbone parameter
+    but the classifier, so L2SP still pulls toward the initial weights.
+    """
+
+    def __init__(self, backbone: nn.Module, scra: nn.ModuleDict, l2sp_param_names: list[str], pretrained: str):
+        super().__init__()
+        self.backbone = backbone
+        self.scra = scra
+        self.l2sp_param_names = l2sp_param_names
+        self.pretrained = pretrained  # what was loaded: "none", "random (fallback)", a tag or a path
+        self.num_classes: int = backbone.num_classes
+        for stage, block in scra.items():
+            backbone.stages[int(stage)].register_forward_hook(_ApplyAfter(block))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.backbone.forward_head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.device = "cpu") -> FGModel:
+    """Build the model of `cfg` with a `num_classes` head on `device`.
+
+    ``device="meta"`` allocates no weights and never loads any (FLOPs counting).
+    Raises `ConfigError` for an unknown backbone, `PretrainedUnavailable` when weights
+    cannot be had (unless `cfg.pretrained_fallback`), ValueError for a checkpoint that
+    does not fit the backbone.
+    """
+    cfg.validate()
+    if not timm.is_model(cfg.backbone):
+        raise ConfigError("model.backbone", f"timm has no model {cfg.backbone!r}")
+    if num_classes < 1:
+        raise ConfigError("model.num_classes", f"must be >= 1, got {num_classes}")
+    device = torch.device(device)
+    kwargs = dict(num_classes=num_classes, drop_rate=cfg.dropout)
+
+    if device.type == "meta":
+        with torch.device("meta"):
+            backbone = timm.create_model(cfg.backbone, **kwargs)
+        loaded, source = None, "none"
+    else:
+        try:
+            backbone, loaded = _create_pretrained(cfg, kwargs)
+            source = cfg.pretrained
+        except PretrainedUnavailable as exc:
+            if not cfg.pretrained_fallback:
+                raise
+            warnings.warn(f"{exc}; falling back to random init (model.pretrained_fallback)", stacklevel=2)
+            backbone = timm.create_model(cfg.backbone, **kwargs)
+            loaded, source = None, "random (fallback)"
+
+    scra = nn.ModuleDict({
+        str(stage): SCRA(backbone.feature_info[stage]["num_chs"], cfg.scra_kernel, device="meta" if device.type == "meta" else None)
+        for stage in sorted(cfg.scra_stages)
+    })
+    names = [n for n, _ in backbone.named_parameters() if not n.startswith(CLASSIFIER) and (loaded is None or n in loaded)]
+    model = FGModel(backbone, scra, [f"backbone.{n}" for n in names], source)
+    return model if device.type == "meta" else model.to(device)
+
+
+def _create_pretrained(cfg: ModelConfig, kwargs: dict[str, Any]) -> tuple[nn.Module, set[str] | None]:
+    """The backbone with `cfg.pretrained` loaded, and the names of the tensors loaded (None: none)."""
+    source = cfg.pretrained
+    if source == "none":
+        return timm.create_model(cfg.backbone, **kwargs), None
+    if source.lower().endswith(_WEIGHT_SUFFIXES) or "/" in source or os.sep in source:
+        backbone = timm.create_model(cfg.backbone, **kwargs)
+        return backbone, _load_file(backbone, Path(source))
+    return _load_hub(cfg.backbone, source, kwargs)
+
+
+def _load_hub(backbone_name: str, tag: str, kwargs: dict[str, Any]) -> tuple[nn.Module, set[str]]:
+    """timm's own pretrained loading (it drops a classifier of another class count)."""
+    arch = tag.partition(".")[0]
+    if arch != backbone_name:
+        raise ConfigError("model.pretrained", f"tag {tag!r} is for {arch}, not model.backbone {backbone_name}")
+    try:
+        get_pretrained_cfg(tag)
+    except RuntimeError:
+        known = ", ".join(timm.list_pretrained(f"{backbone_name}.*"))
+        raise ConfigError("model.pretrained", f"timm has no pretrained tag {tag!r} (known: {known})") from None
+    import huggingface_hub.constants as hub  # timm's own dependency
+
+    offline = hub.is_offline_mode() or not _reachable(hub.ENDPOINT)
+    try:
+        # Offline, the hub client retries for ~45 s before failing; its cache still works.
+        with mock.patch.object(hub, "HF_HUB_OFFLINE", hub.HF_HUB_OFFLINE or offline):
+            backbone = timm.create_model(tag, pretrained=True, **kwargs)
+    except (OSError, RuntimeError, ValueError) as exc:
+        why = "the model hub is unreachable and they are not cached" if offline else f"{type(exc).__name__}: {exc}"
+        raise PretrainedUnavailable(f"model.pretrained: cannot get timm weights {tag!r} ({why}); "
+                                    "give a local .safetensors/.pth file or set model.pretrained_fallback: true") from None
+    return backbone, {n for n, _ in backbone.named_parameters() if not n.startswith(CLASSIFIER)}
+
+
+def _reachable(url: str) -> bool:
+    """Can we open a TCP connection to the hub (or the proxy) in a few seconds?"""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    parsed = urlparse(proxy or url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=_HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _load_file(backbone: nn.Module, path: Path) -> set[str]:
+    """Load a local checkpoint into `backbone`; return the names of the tensors loaded."""
+    if not path.is_file():
+        raise PretrainedUnavailable(f"model.pretrained: weights file {path} not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt file or a pickle holding more than tensors
+        raise ValueError(f"model.pretrained: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    state = _unwrap(state, path)
+    try:
+        state = checkpoint_filter_fn(state, backbone)  # remaps the original ConvNeXt(-V2) releases
+    except KeyError as exc:
+        raise ValueError(f"model.pretrained: {path} does not fit the backbone (unknown tensor {exc})") from None
+
+    own = backbone.state_dict()
+    for key, value in list(state.items()):
+        if key not in own:
+            del state[key]
+        elif value.shape != own[key].shape:
+            if not key.startswith("head."):
+                raise ValueError(f"model.pretrained: {path} does not fit the backbone: {key} is "
+                                 f"{tuple(value.shape)} there, {tuple(own[key].shape)} here")
+            del state[key]  # a classifier for another class count stays freshly initialised
+    missing = [k for k in own if k not in state and not k.startswith(CLASSIFIER)]
+    if missing:
+        raise ValueError(f"model.pretrained: {path} lacks {len(missing)} of the backbone's tensors "
+                         f"(e.g. {missing[0]}); is it a checkpoint of this backbone?")
+    backbone.load_state_dict(state, strict=False)
+    return set(state)
+
+
+def _unwrap(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The tensor dict of a checkpoint: plain, under a usual key, or an FGModel state dict."""
+    if isinstance(state, Mapping):
+        for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
+            if isinstance(state.get(key), Mapping):
+                state = state[key]
+                break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"model.pretrained: {path} holds no state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    return dict(state)
