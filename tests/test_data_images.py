@@ -1,0 +1,96 @@
+"""Bad files are skipped and counted through a real DataLoader; `check` lists them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_fixtures import jpeg, make_cub
+from torch.utils.data import DataLoader
+
+from fgmodel.data import ImageDataset, Sample, collate, load_image, load_task
+from fgmodel.data.__main__ import main
+from fgmodel.data.check import check
+
+
+def _to_tensor(image):
+    return torch.from_numpy(np.array(image.resize((32, 32)))).permute(2, 0, 1).float()
+
+
+def _break(paths: list[str]) -> None:
+    """Corrupt (not an image), truncated (half a JPEG) and zero-byte files, in that order."""
+    Path(paths[0]).write_bytes(b"this is not a jpeg at all" * 10)
+    data = Path(paths[1]).read_bytes()
+    Path(paths[1]).write_bytes(data[: len(data) // 2])
+    Path(paths[2]).write_bytes(b"")
+
+
+def test_truncated_file_really_fails_to_decode(tmp_path: Path):
+    path = jpeg(tmp_path / "t.jpg", size=(64, 64))
+    _break([str(jpeg(tmp_path / "a.jpg")), str(path), str(jpeg(tmp_path / "b.jpg"))])
+    with pytest.raises(OSError, match="truncated"):
+        load_image(str(path))
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_bad_images_are_replaced_and_counted_in_batches(tmp_path: Path):
+    paths = [str(jpeg(tmp_path / f"{i}.jpg", seed=i)) for i in range(8)]
+    _break([paths[1], paths[2], paths[5]])
+    paths.append(str(tmp_path / "missing.jpg"))  # index 8: never existed
+    samples = [Sample(p, i) for i, p in enumerate(paths)]
+    loader = DataLoader(ImageDataset(samples, _to_tensor), batch_size=3, shuffle=False, collate_fn=collate)
+    batches = list(loader)
+    assert [tuple(b[1].tolist()) for b in batches] == [(0, 3, 3), (3, 4, 6), (6, 7, 0)]
+    # index 1 -> 3 skips 1 and 2; index 2 -> 3 skips 2; 5 -> 6; 8 wraps round to 0
+    assert [int(b[2]) for b in batches] == [3, 1, 1]
+    assert batches[0][0].shape == (3, 3, 32, 32) and batches[0][0].dtype == torch.float32
+    assert batches[0][2].dtype == torch.long and batches[0][2].ndim == 0
+
+
+def test_bad_images_through_worker_processes(tmp_path: Path):
+    paths = [str(jpeg(tmp_path / f"{i}.jpg", seed=i)) for i in range(6)]
+    _break([paths[0], paths[2], paths[4]])
+    loader = DataLoader(ImageDataset([Sample(p, i) for i, p in enumerate(paths)], _to_tensor), batch_size=6,
+                        num_workers=1, collate_fn=collate)
+    (images, labels, n_bad), = list(loader)
+    assert labels.tolist() == [1, 1, 3, 3, 5, 5] and int(n_bad) == 3
+
+
+def test_all_bad_raises_clear_error(tmp_path: Path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(RuntimeError, match="failed to decode; run `python -m fgmodel.data check`"):
+        ImageDataset([Sample(str(path), 0)])[0]
+
+
+def test_draft_keeps_at_least_target_size(tmp_path: Path):
+    path = str(jpeg(tmp_path / "big.jpg", size=(500, 375)))
+    assert load_image(path, 0, 224).size == (500, 375)  # half would be 188 rows < 224
+    assert load_image(path, 0, 150).size == (250, 188)
+    assert load_image(path, 0, 40).size == (63, 47)  # 1/8, both sides still >= 40
+    assert load_image(path).size == (500, 375)
+
+
+def test_check_lists_bad_images(tmp_path: Path, capsys):
+    top = make_cub(tmp_path, per_class=(3, 3))
+    data = load_task("cub", tmp_path)
+    victims = [data.train[0].path, data.train[2].path, data.test[0].path]
+    _break(victims)
+    result = check("cub", tmp_path, workers=2, progress=False)
+    assert result.counts == {"train": 4, "test": 2, "classes": 2}
+    assert [p for p, _ in result.bad] == sorted(victims)
+    assert main(["check", "cub", "--root", str(top), "--no-progress", "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "4 train, 2 test, 2 classes" in out and "3 bad image(s)" in out
+    assert all(f"bad: {p} (" in out for p in victims)
+
+
+def test_check_broken_layout_exits_2(tmp_path: Path, capsys):
+    assert main(["check", "cub", "--root", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"error: cub: {tmp_path / 'CUB_200_2011' / 'images.txt'} not found; download it with: "
+        f"python -m fgmodel.data download cub --root {tmp_path}"
+    )
