@@ -11,6 +11,7 @@ used on top where the Python has it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import urllib.error
@@ -105,7 +106,7 @@ def fetch(url: str, dest: Path, md5: str | None, progress: bool = True) -> Path:
         try:
             _fetch_once(url, part, progress)
             break
-        except (ConnectionError, TimeoutError, urllib.error.URLError) as exc:
+        except (ConnectionError, TimeoutError, http.client.HTTPException, urllib.error.URLError) as exc:
             if isinstance(exc, urllib.error.HTTPError) or attempt == RETRIES - 1:
                 raise
     if md5 is not None:

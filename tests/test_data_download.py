@@ -1,0 +1,183 @@
+"""`download` against a Range-capable HTTP server on 127.0.0.1 serving fixture archives."""
+
+import hashlib
+import io
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from data_fixtures import make_cub
+
+from fgmodel.data import download as dl
+from fgmodel.data import load_task
+from fgmodel.data.__main__ import main
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        if rng := self.headers.get("Range"):
+            start = int(rng.removeprefix("bytes=").rstrip("-"))
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path in server.cut:  # drop the connection half-way, once
+            server.cut.discard(self.path)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.files, httpd.requests, httpd.cut = {}, [], set()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _payload(n: int = 300_000) -> bytes:
+    return bytes(range(256)) * (n // 256)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_fetch_resumes_after_a_cut(server, tmp_path: Path):
+    data = _payload()
+    server.files["/a.bin"] = data
+    server.cut.add("/a.bin")
+    out = dl.fetch(server.url + "/a.bin", tmp_path / "a.bin", _md5(data), progress=False)
+    assert out.read_bytes() == data
+    assert server.requests == [("/a.bin", None), ("/a.bin", f"bytes={len(data) // 2}-")]
+    assert not (tmp_path / "a.bin.part").exists()
+
+
+def test_fetch_resumes_a_partial_file_from_an_earlier_run(server, tmp_path: Path):
+    data = _payload()
+    server.files["/a.bin"] = data
+    (tmp_path / "a.bin.part").write_bytes(data[:1000])
+    dl.fetch(server.url + "/a.bin", tmp_path / "a.bin", _md5(data), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == data
+    assert server.requests == [("/a.bin", "bytes=1000-")]
+
+
+def test_fetch_rejects_wrong_md5(server, tmp_path: Path):
+    server.files["/a.bin"] = _payload()
+    with pytest.raises(dl.ChecksumError) as info:
+        dl.fetch(server.url + "/a.bin", tmp_path / "a.bin", "0" * 32, progress=False)
+    assert f"!= expected {'0' * 32}; the file was moved to {tmp_path / 'a.bin.bad'}" in str(info.value)
+    assert not (tmp_path / "a.bin").exists() and not (tmp_path / "a.bin.part").exists()
+    assert (tmp_path / "a.bin.bad").read_bytes() == _payload()
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name: str) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), b"x"
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (_file("../evil.txt"), "'../evil.txt' escapes"),
+        (_file("/tmp/evil.txt"), "'/tmp/evil.txt' escapes"),
+        (_file("ok/../../evil.txt"), "escapes"),
+        (_link("ok/link", "../../outside"), "points outside"),
+        (_link("ok/abs", "/etc/passwd"), "points outside"),
+        (_link("ok/hard", "../outside", tarfile.LNKTYPE), "points outside"),
+    ],
+)
+def test_extract_refuses_members_escaping_root(tmp_path: Path, bad, message):
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(_tar([_file("ok/fine.txt"), bad]))
+    dest = tmp_path / "root" / "sub"
+    with pytest.raises(dl.UnsafeArchive, match=message):
+        dl.safe_extract(archive, dest)
+    assert list(dest.iterdir()) == []  # checked before anything is written
+    assert not (tmp_path / "root" / "evil.txt").exists()
+
+
+def test_extract_allows_links_inside(tmp_path: Path):
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(_tar([_file("d/fine.txt"), _link("d/alias.txt", "fine.txt")]))
+    dl.safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "alias.txt").read_bytes() == b"x"
+
+
+def _cub_archive(tmp_path: Path) -> bytes:
+    make_cub(tmp_path / "src", per_class=(2, 2))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "CUB_200_2011", arcname="CUB_200_2011")
+    return buf.getvalue()
+
+
+def test_download_cli_fetches_extracts_and_loads(server, tmp_path: Path, monkeypatch, capsys):
+    data = _cub_archive(tmp_path)
+    server.files["/files/CUB_200_2011.tgz"] = data
+    server.cut.add("/files/CUB_200_2011.tgz")
+    monkeypatch.setitem(dl.ARCHIVES, "cub", [dl.Archive(server.url + "/files/CUB_200_2011.tgz", _md5(data))])
+    root = tmp_path / "data"
+    assert main(["download", "cub", "--root", str(root), "--no-progress"]) == 0
+    assert "cub: 2 train, 2 test, 2 classes" in capsys.readouterr().out
+    assert (root / "downloads" / "CUB_200_2011.tgz").read_bytes() == data
+    assert len(load_task("cub", root).train) == 2
+    assert len(server.requests) == 2  # cut, then resumed
+    assert main(["download", "cub", "--root", str(root), "--no-progress"]) == 0
+    assert len(server.requests) == 2  # already extracted: nothing fetched again
+
+
+def test_download_cli_wrong_md5_is_one_line(server, tmp_path: Path, monkeypatch, capsys):
+    server.files["/x.tgz"] = _cub_archive(tmp_path)
+    monkeypatch.setitem(dl.ARCHIVES, "cub", [dl.Archive(server.url + "/x.tgz", "f" * 32)])
+    assert main(["download", "cub", "--root", str(tmp_path / "data"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "md5" in err and "\n" not in err
+    assert not (tmp_path / "data" / "CUB_200_2011").exists()
+
+
+def test_official_sources_match_design():
+    cub = dl.ARCHIVES["cub"][0]
+    assert cub.filename == "CUB_200_2011.tgz" and cub.md5 == "97eceeb196236b17998738112f37df78"
+    assert [a.filename for a in dl.ARCHIVES["foodx"]] == ["annot.tar", "train.tar", "val.tar"]
+    assert dl.ARCHIVES["cub_aircraft"] == dl.ARCHIVES["cub"] + dl.ARCHIVES["aircraft"]
