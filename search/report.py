@@ -142,7 +142,7 @@ def _format_table(table: pd.DataFrame, counts: Counter, n_trials: int) -> str:
         return f"No COMPLETE trial within the budget yet, so no Pareto front ({n_trials} trials: {summary or 'none'})."
     shown = table.copy()
     shown["val_top1"] = shown["val_top1"].map("{:.2%}".format)
-    shown["gflops"] = shown["gflops"].map("{:.3f}".format)
+    shown["gflops"] = shown["gflops"].map("{:.5g}".format)
     shown["vs_baseline"] = shown["vs_baseline"].map(lambda v: "" if pd.isna(v) else f"{v:+.2%}")
     shown["lr"] = shown["lr"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.2e}")
     return f"Pareto front, {len(table)} of {n_trials} trials ({summary}):\n" + shown.to_string(index=False)

@@ -98,7 +98,7 @@ def test_console_table(tmp_path):
     lines = table.splitlines()
     assert lines[0] == "Pareto front, 3 of 11 trials (8 COMPLETE, 1 FAIL, 2 PRUNED):"
     assert lines[1].split()[:5] == ["trial", "val_top1", "gflops", "vs_baseline", "pick"]
-    assert lines[3].split()[:6] == ["4", "56.00%", "0.100", "+0.30%", "knee", "+"]
+    assert lines[3].split()[:6] == ["4", "56.00%", "0.1003", "+0.30%", "knee", "+"]
     assert "+ SCRA" in lines[3] and "max-acc" in lines[4]
 
 
