@@ -1,0 +1,237 @@
+"""A Ray Tune `Searcher` that owns an Optuna study through ask and tell.
+
+Ray's `OptunaSearch` tells Optuna COMPLETE for any trial that reported the metrics, so a
+trial ASHA stopped after two epochs lands on the Pareto front with a partial-training
+accuracy. This searcher keeps the study's states honest instead:
+
+* ``suggest``: ``study.ask()``, replay the space on the trial, measure the config's
+  GFLOPs and parameters here in the driver (meta device, cached), store them and the
+  budget excess as a constraint the sampler learns from. An over-budget config is told
+  PRUNED on the spot and the searcher asks again: it never becomes a Ray trial, never
+  loads data, never trains a step, and costs milliseconds.
+* ``on_trial_result``: keep the per-epoch curve as user attrs (multi-objective trials
+  cannot ``report()`` intermediate values), so the dashboard shows progress live.
+* ``on_trial_complete``: COMPLETE with ``[val_top1, gflops]`` only when every epoch ran;
+  stopped earlier (ASHA) is PRUNED with its curve; a raised exception or a non-finite
+  loss is FAIL with the reason.
+
+The searcher counts every Optuna trial toward ``n_trials`` (over-budget ones included)
+and returns ``Searcher.FINISHED`` when the study holds that many.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+import spaces
+from fgmodel.config import RunConfig, to_dict
+from search import budget as budget_mod
+
+METRIC = "val_top1"
+CONSTRAINT = "flops_budget"
+# Reasons of trials the driver cut short (not the search): they don't count toward the
+# requested number and are run again on --resume.
+DRIVER_DIED = "driver died"
+INTERRUPTED = "interrupted"
+CUT_SHORT = (DRIVER_DIED, INTERRUPTED)
+
+Measure = Callable[[RunConfig], tuple[float, int]]
+
+
+@dataclass
+class _Live:
+    """What the driver knows of a trial Ray is running."""
+
+    trial: optuna.Trial
+    gflops: float
+    curve: list[float] = field(default_factory=list)
+    train_seconds: float = 0.0
+    images_per_sec: float = 0.0
+    error: str | None = None
+    non_finite: str | None = None
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count toward the requested number: asked ones, less those the driver cut short."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state != TrialState.WAITING
+        and not (t.state == TrialState.FAIL and t.user_attrs.get("reason") in CUT_SHORT)
+    )
+
+
+class StudySearcher(Searcher):
+    """Proposes configs from ``space`` on ``study``, prunes over-budget ones before Ray sees them."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: str,
+        base: RunConfig,
+        *,
+        measure: Measure,
+        baseline_gflops: float,
+        budget: float,
+        epochs: int,
+        n_trials: int,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        super().__init__(metric=METRIC, mode="max")
+        self.study = study
+        self.space_name = space
+        self.space = spaces.get(space)
+        self.base = base
+        self.measure = measure
+        self.baseline_gflops = baseline_gflops
+        self.budget = budget
+        self.epochs = epochs
+        self.n_trials = n_trials
+        self.log = log
+        self.live: dict[str, _Live] = {}
+        self.counted = counted_trials(study)
+        self.suggest_seconds: list[float] = []  # per over-budget trial, for the benchmark
+
+    # -- suggest ----------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        while self.counted < self.n_trials:
+            start = time.perf_counter()
+            trial = self.study.ask()
+            self.counted += 1
+            try:
+                cfg = self.space(trial, self.base)
+                gflops, params = self.measure(cfg)
+            except Exception as exc:  # a broken space or config must not stop the search
+                self._tell(trial, TrialState.FAIL, reason="config error", error=_error_line(exc))
+                continue
+            excess = budget_mod.excess(gflops, self.baseline_gflops, self.budget)
+            over = excess > 0
+            _set_attrs(
+                trial,
+                config=to_dict(cfg),
+                gflops=gflops,
+                params=params,
+                budget_excess=excess,
+                over_budget=over,
+                epochs_run=0,
+            )
+            trial.set_constraint(CONSTRAINT, excess)
+            if over:
+                limit = (1 + self.budget) * self.baseline_gflops
+                self._tell(
+                    trial,
+                    TrialState.PRUNED,
+                    reason=f"over FLOPs budget: {gflops:.4g} GFLOPs > limit {limit:.4g}",
+                )
+                self.suggest_seconds.append(time.perf_counter() - start)
+                continue
+            self.live[trial_id] = _Live(trial, gflops)
+            return {"params": dict(trial.params), "number": trial.number}
+        return Searcher.FINISHED
+
+    # -- results ----------------------------------------------------------------------
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        live = self.live.get(trial_id)
+        if live is not None:
+            self._record(live, result)
+
+    def _record(self, live: _Live, result: dict[str, Any]) -> None:
+        if "error" in result:
+            live.error = str(result["error"])
+            return
+        if result.get("status") == "non_finite":
+            live.non_finite = str(result.get("reason") or "non-finite loss")
+            return
+        if METRIC not in result:
+            return
+        epoch = int(result.get("epoch", len(live.curve) + 1))
+        # A retried trial starts again at epoch 1: its curve restarts too.
+        live.curve = live.curve[: epoch - 1] + [float(result[METRIC])]
+        live.train_seconds = float(result.get("train_seconds", live.train_seconds))
+        live.images_per_sec = float(result.get("images_per_sec", live.images_per_sec))
+        _set_attrs(
+            live.trial,
+            curve=live.curve,
+            epochs_run=len(live.curve),
+            train_seconds=live.train_seconds,
+            images_per_sec=live.images_per_sec,
+            node_id=str(result.get("node_id", "")),
+        )
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        live = self.live.pop(trial_id, None)
+        if live is None:
+            return
+        if result and result.get("trial_id", trial_id) == trial_id and not error:
+            # Tune skips on_trial_result for the result that made the scheduler stop the
+            # trial (or the last one): it arrives here.
+            self._record(live, result)
+        trial = live.trial
+        if error or live.error:
+            line = live.error or "the trial's process died (see the Ray logs)"
+            self._tell(trial, TrialState.FAIL, reason="raised: " + line.split(":")[0], error=line)
+        elif live.non_finite:
+            self._tell(trial, TrialState.FAIL, reason=live.non_finite)
+        elif len(live.curve) >= self.epochs:
+            top1 = live.curve[-1]
+            if math.isfinite(top1):
+                self._tell(trial, TrialState.COMPLETE, [top1, live.gflops], reason="completed")
+            else:
+                self._tell(trial, TrialState.FAIL, reason=f"non-finite {METRIC}: {top1}")
+        elif not live.curve:
+            self._tell(trial, TrialState.PRUNED, reason="stopped before its first epoch")
+        else:
+            self._tell(trial, TrialState.PRUNED, reason=f"stopped early by ASHA at epoch {len(live.curve)}")
+
+    def fail_live(self, reason: str) -> list[int]:
+        """Tell FAIL for every trial Ray was still running (Ctrl-C); returns their numbers."""
+        numbers = []
+        for trial_id in list(self.live):
+            live = self.live.pop(trial_id)
+            self._tell(live.trial, TrialState.FAIL, reason=reason)
+            numbers.append(live.trial.number)
+        return numbers
+
+    def _tell(
+        self,
+        trial: optuna.Trial,
+        state: TrialState,
+        values: list[float] | None = None,
+        *,
+        reason: str,
+        error: str | None = None,
+    ) -> None:
+        attrs: dict[str, Any] = {"reason": reason}
+        if error is not None:
+            attrs["error"] = error
+        _set_attrs(trial, **attrs)
+        self.study.tell(trial, values, state=state)
+        self.log(_summary(trial.number, state, values, reason))
+
+
+def _set_attrs(trial: optuna.Trial, **attrs: Any) -> None:
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+def _summary(number: int, state: TrialState, values: list[float] | None, reason: str) -> str:
+    if values is not None:
+        return f"trial {number:3d} {state.name:8s} val_top1 {values[0]:.4f}  {values[1]:.4g} GFLOPs"
+    return f"trial {number:3d} {state.name:8s} {reason}"

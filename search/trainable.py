@@ -1,0 +1,49 @@
+"""The Ray Tune trainable: replay the space's params into a RunConfig, fit, report each epoch.
+
+A trial is nothing more than ``fgmodel.train.fit`` with a callback that forwards each
+epoch to ``tune.report``; Tune's scheduler (ASHA) decides after each report whether the
+trial goes on. What the driver needs to record the trial honestly rides in the reports:
+the epoch, the seconds spent training and evaluating, the node, and on the way out a
+non-finite status or the exception's line (reported just before it is re-raised, so the
+study gets the error while Ray still sees the failure and applies its retries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray import tune
+
+import spaces
+from fgmodel.config import from_dict
+
+
+def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> None:
+    """Ray function trainable; ``config`` is ``{"params": ..., "number": ...}`` from the searcher."""
+    import torch
+
+    from fgmodel.train import fit
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    node_id = ray.get_runtime_context().get_node_id()
+    totals = {"train_seconds": 0.0}
+
+    def report(epoch: Any) -> None:
+        totals["train_seconds"] += float(epoch.seconds)
+        tune.report({**epoch.to_dict(), **totals, "node_id": node_id})
+
+    try:
+        cfg = spaces.config_from_params(space, config["params"], from_dict(base))
+        result = fit(cfg, report)
+    except Exception as exc:
+        tune.report({"error": _error_line(exc), "node_id": node_id})
+        raise
+    if result.status == "non_finite":
+        tune.report({"status": "non_finite", "reason": result.reason, "node_id": node_id})
+
+
+def _error_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
