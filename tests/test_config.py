@@ -1,0 +1,70 @@
+"""RunConfig: YAML round trip, presets, and errors that name their field."""
+
+from __future__ import annotations
+
+import pytest
+
+from fgmodel.config import ConfigError, RunConfig, dump_yaml, from_dict, load_yaml, preset_names, to_dict
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_round_trips(name, tmp_path):
+    cfg = load_yaml(name)
+    path = tmp_path / f"{name}.yaml"
+    dump_yaml(cfg, path)
+    assert load_yaml(path) == cfg
+    assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_presets_hold_the_paper_rows():
+    assert {"paper_baseline", "paper_best"} <= set(preset_names())
+    best = load_yaml("paper_best")
+    assert best.model.scra_stages == (0,) and best.model.dropout == 0.45
+    assert best.optim.l2sp_lambda == 0.01 and best.augment.rotation_deg == 15.0
+    assert load_yaml("paper_baseline").model.scra_stages == ()
+
+
+def test_round_trip_keeps_types(tmp_path):
+    cfg = RunConfig().replace(**{"model.scra_stages": [1, 3], "optim.lr": 3e-4, "model.num_classes": 12})
+    dump_yaml(cfg, tmp_path / "c.yaml")
+    back = load_yaml(tmp_path / "c.yaml")
+    assert back == cfg and back.model.scra_stages == (1, 3) and back.num_classes == 12
+
+
+@pytest.mark.parametrize("section, values, field", [
+    ("model", {"colour": 1}, "model.colour"),
+    ("optim", {"lr": "fast"}, "optim.lr"),
+    ("model", {"dropout": 1.0}, "model.dropout"),
+    ("model", {"dropout": -0.1}, "model.dropout"),
+    ("optim", {"l2sp_lambda": -0.01}, "optim.l2sp_lambda"),
+    ("model", {"scra_stages": [0, 4]}, "model.scra_stages"),
+    ("optim", {"epochs": True}, "optim.epochs"),
+    ("model", {"scra_kernel": 2}, "model.scra_kernel"),
+    ("data", {"task": "imagenet"}, "data.task"),
+    ("nonsense", {}, "nonsense"),
+])
+def test_each_error_names_its_field(section, values, field, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        from_dict({section: values})
+    assert info.value.field.startswith(field) and str(info.value).startswith(field)
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"{section}:\n" + "".join(f"  {k}: {v!r}\n" for k, v in values.items()) if values else f"{section}: {{}}\n")
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_yaml(path)
+
+
+def test_replace_copies_and_validates():
+    base = RunConfig()
+    changed = base.replace(**{"optim.epochs": 3, "model.dropout": 0.2})
+    assert (changed.optim.epochs, changed.model.dropout) == (3, 0.2)
+    assert (base.optim.epochs, base.model.dropout) == (30, 0.0)
+    assert changed.data == base.data
+    with pytest.raises(ConfigError, match=r"optim\.nope"):
+        base.replace(**{"optim.nope": 1})
+    with pytest.raises(ConfigError, match=r"model\.dropout"):
+        base.replace(**{"model.dropout": 1.5})
+
+
+def test_num_classes_comes_from_the_task_unless_set():
+    assert RunConfig().replace(**{"data.task": "cub_aircraft"}).num_classes == 300
+    assert RunConfig().replace(**{"data.task": "foodx", "model.num_classes": 10}).num_classes == 10
