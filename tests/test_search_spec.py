@@ -1,0 +1,97 @@
+"""Study specs: the shipped ones load, flags override, bad keys fail naming the key (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fgmodel.config import ConfigError
+from search import run, spec
+
+
+@pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx", "demo"])
+def test_shipped_specs_load(task):
+    s = spec.load(task)
+    cfg = s.base_config()
+    assert s.task == task == cfg.data.task
+    assert cfg.data.eval_on == "val"  # the search never selects on the test set
+    assert cfg.optim.epochs == s.epochs and cfg.data.image_size == s.image_size
+    assert cfg.model.backbone == s.backbone and cfg.model.scra_stages == ()
+    assert s.budget == 0.05 and s.space == "default"
+
+
+@pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx"])
+def test_paper_tasks_default_to_the_paper_setup(task):
+    s = spec.load(task)
+    assert (s.backbone, s.image_size, s.epochs, s.gpus_per_trial) == ("convnextv2_large", 224, 30, 1.0)
+    assert s.paper and s.storage is None
+
+
+def test_demo_is_a_cpu_search():
+    s = spec.load("demo")
+    assert s.gpus_per_trial == 0 and s.backbone == "convnextv2_atto" and s.trials >= 12
+    assert s.base_config().data.num_workers == 0
+
+
+def test_flags_override_spec_fields(tmp_path):
+    args = run.build_parser().parse_args(
+        ["--task", "cub", "--trials", "7", "--epochs", "2", "--gpus-per-trial", "0.25", "--cpus-per-trial", "3",
+         "--concurrency", "8", "--data-root", str(tmp_path), "--backbone", "convnextv2_tiny", "--budget", "0.1",
+         "--storage", "postgresql://u@h/db", "--address", "auto", "--name", "cub2", "--seed", "5", "--image-size", "160"]
+    )
+    s = spec.load(args.task, {k: getattr(args, k) for k in run.OVERRIDES})
+    assert (s.trials, s.epochs, s.gpus_per_trial, s.cpus_per_trial, s.concurrency) == (7, 2, 0.25, 3.0, 8)
+    assert (s.backbone, s.budget, s.storage, s.address, s.seed, s.image_size) == (
+        "convnextv2_tiny", 0.1, "postgresql://u@h/db", "auto", 5, 160)
+    assert s.study_name == "cub2" and s.directory.name == "cub2"
+    cfg = s.base_config()
+    assert cfg.data.root == str(tmp_path.resolve()) and cfg.optim.seed == 5 and cfg.optim.epochs == 2
+    assert spec.load("cub", {"trials": None}).trials == spec.load("cub").trials  # unset flags keep the spec
+
+
+def test_unknown_spec_key_names_it(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: demo\nconcurrencyy: 3\n")
+    with pytest.raises(ConfigError, match="^concurrencyy: unknown spec key"):
+        spec.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("task: demo\ntrials: many\n", "trials"),
+        ("task: demo\ntrials: 0\n", "trials"),
+        ("task: demo\ngpus_per_trial: 1.5\n", "gpus_per_trial"),
+        ("task: mnist\n", "task"),
+        ("task: demo\nconfig:\n  optim.lrr: 0.1\n", "optim.lrr"),
+        ("task: demo\nconfig:\n  model.dropout: 2.0\n", "model.dropout"),
+        ("trials: 3\n", "task"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        spec.load(path)
+    assert info.value.field == field
+
+
+def test_cli_unknown_key_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: demo\nbogus: 1\n")
+    assert run.main(["--spec", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: bogus: unknown spec key") and "\n" not in err
+
+
+def test_missing_paper_dataset_fails_before_ray(tmp_path, capsys):
+    code = run.main(["--task", "cub", "--data-root", str(tmp_path), "--study-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "CUB_200_2011" in err and "python -m fgmodel.data download" in err
+    assert not (tmp_path / "s" / "optuna.db").exists()
+
+
+def test_resume_command_repeats_the_flags():
+    cmd = run._resume_command(["--task", "demo", "--trials", "20", "--name", "my run"])
+    assert cmd == "python -m search.run --task demo --trials 20 --name 'my run' --resume"
+    assert run._resume_command(["--task", "demo", "--resume"]).count("--resume") == 1
