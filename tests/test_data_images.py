@@ -94,3 +94,28 @@ def test_check_broken_layout_exits_2(tmp_path: Path, capsys):
         f"error: cub: {tmp_path / 'CUB_200_2011' / 'images.txt'} not found; download it with: "
         f"python -m fgmodel.data download cub --root {tmp_path}"
     )
+
+
+def test_resized_cache_gives_the_same_pixels_and_skips_bad(tmp_path: Path):
+    from torchvision.transforms import v2
+
+    from fgmodel.data.cache import CachedDataset, build_cache
+
+    paths = [str(jpeg(tmp_path / f"{i}.jpg", size=(90, 70), seed=i)) for i in range(5)]
+    paths.append(str(jpeg(tmp_path / "plane.jpg", size=(90, 80), seed=9, banner=20)))
+    _break([paths[1], paths[2], paths[3]])
+    samples = [Sample(p, i, 20 if "plane" in p else 0) for i, p in enumerate(paths)]
+    tf = v2.Compose([v2.Resize((32, 32), antialias=True), v2.PILToTensor()])
+    plain = ImageDataset(samples, tf, 32)
+    cached = CachedDataset(samples, tf, 32, tmp_path / "cache", workers=2, progress=False)
+    assert sorted(cached._bad) == [1, 2, 3]
+    for i in (0, 1, 4, 5):
+        a, b = plain[i], cached[i]
+        assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+    assert cached[1][1:] == (4, 3)
+    batch = next(iter(DataLoader(cached, batch_size=6, num_workers=1, collate_fn=collate)))
+    assert batch[1].tolist() == [0, 4, 4, 4, 4, 5] and int(batch[2]) == 6
+    file = Path(cached.file)
+    stamp = file.stat().st_mtime_ns
+    assert build_cache(samples, 32, tmp_path / "cache", progress=False) == file and file.stat().st_mtime_ns == stamp
+    assert build_cache(samples, 48, tmp_path / "cache", progress=False) != file  # keyed by size

@@ -8,6 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from fgmodel.config import RunConfig
+from pathlib import Path
+
+from fgmodel.data.cache import CachedDataset
 from fgmodel.data.images import ImageDataset, collate
 from fgmodel.data.registry import Sample, load_task
 from fgmodel.data.split import split_train_val
@@ -44,12 +47,15 @@ def _loader(dataset: ImageDataset, batch_size: int, shuffle: bool, workers: int,
     )
 
 
-def build_loaders(cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False) -> Loaders:
+def build_loaders(
+    cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False, cache_dir: str | Path | None = None
+) -> Loaders:
     """Train (shuffled, seeded) and eval loaders yielding (images, labels, n_bad) batches.
 
     Images are decoded at no less than `cfg.data.image_size` (JPEG draft mode) and then
-    go through `fgmodel.augment.build_transforms(cfg)`. `pin_memory` only takes effect
-    when CUDA is available.
+    go through `fgmodel.augment.build_transforms(cfg)`. With `cache_dir`, they are decoded
+    and resized once into a raw-pixel cache there (`fgmodel.data.cache`) and read from it
+    on every epoch. `pin_memory` only takes effect when CUDA is available.
     """
     from fgmodel.augment import build_transforms
 
@@ -63,8 +69,14 @@ def build_loaders(cfg: RunConfig, *, batch_size: int | None = None, pin_memory: 
     batch = batch_size or cfg.optim.batch_size
     workers = cfg.data.num_workers
     pin = pin_memory and torch.cuda.is_available()
+
+    def dataset(samples: list[Sample], transform) -> ImageDataset:
+        if cache_dir is None:
+            return ImageDataset(samples, transform, size)
+        return CachedDataset(samples, transform, size, cache_dir, workers=max(workers, 1))
+
     return Loaders(
-        train=_loader(ImageDataset(train_samples, train_tf, size), batch, True, workers, pin, cfg.optim.seed),
-        eval=_loader(ImageDataset(eval_samples, eval_tf, size), batch, False, workers, pin, cfg.optim.seed),
+        train=_loader(dataset(train_samples, train_tf), batch, True, workers, pin, cfg.optim.seed),
+        eval=_loader(dataset(eval_samples, eval_tf), batch, False, workers, pin, cfg.optim.seed),
         num_classes=num_classes,
     )
