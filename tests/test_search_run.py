@@ -1,0 +1,164 @@
+"""The search end to end on the demo data at 32 px: real Ray, real Optuna, real training.
+
+One local Ray session serves the module. The scripted trainable trains for real but
+reports a chosen val_top1 per trial (so ASHA's decisions are known in advance) and makes
+one trial raise; over-budget configs never reach it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from fgmodel.config import load_yaml
+from search import export as export_mod
+from search import run, spec
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+# Table 1 rows are trials 0-4; with budget 0 the "+ SCRA" row (4) is over budget.
+SCORES = {0: 0.9, 2: 0.5, 3: 0.4}
+FAIL_NUMBER = 1
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    from fgmodel.data import load_task
+
+    root = tmp_path_factory.mktemp("data")
+    load_task("demo", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def tiny_spec(demo_root: Path, study_dir: Path, **changes) -> spec.StudySpec:
+    fields = dict(image_size=32, epochs=2, trials=7, concurrency=2, grace_period=1, reduction_factor=2,
+                  budget=0.0, data_root=str(demo_root), study_dir=str(study_dir), name="tiny")
+    return spec.load("demo").replace(**{**fields, **changes})
+
+
+def scripted_trainable(scores: dict[int, float], fail_number: int):
+    """The real trainable around a fit that reports ``scores[number]`` as val_top1 (or raises)."""
+
+    def trainable(config, **kwargs):
+        import fgmodel.train
+        from search.trainable import train_trial
+
+        real_fit = fgmodel.train.fit
+        number = config["number"]
+
+        def fit(cfg, report=None, **fit_kwargs):
+            if number == fail_number:
+                raise RuntimeError("injected failure")
+            score = scores.get(number, 0.0)
+            return real_fit(cfg, lambda e: report(dataclasses.replace(e, val_top1=score)), **fit_kwargs)
+
+        fgmodel.train.fit = fit
+        try:
+            train_trial(config, **kwargs)
+        finally:
+            fgmodel.train.fit = real_fit
+
+    return trainable
+
+
+@pytest.fixture(scope="module")
+def tiny_search(ray_session, demo_root, tmp_path_factory):
+    study_dir = tmp_path_factory.mktemp("tiny")
+    s = tiny_spec(demo_root, study_dir)
+    outcome = run.run_search(s, trainable=scripted_trainable(SCORES, FAIL_NUMBER), log=lambda line: None)
+    run.finish(outcome, s, "unused", log=lambda line: None)
+    return s, outcome
+
+
+def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in study.get_trials()}
+
+
+def test_search_finishes_with_every_trial_told(tiny_search):
+    s, outcome = tiny_search
+    trials = outcome.study.get_trials()
+    assert not outcome.interrupted
+    assert len(trials) == s.trials
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    for name in ("optuna.db", "study.json", "pareto.html", "trials.csv", "pareto.csv"):
+        assert (outcome.study_dir / name).is_file()
+    attrs = outcome.study.user_attrs
+    assert attrs["task"] == "demo" and attrs["budget"] == 0.0 and attrs["epochs"] == 2
+    assert attrs["baseline_gflops"] > 0 and attrs["base_config"]["data"]["image_size"] == 32
+
+
+def test_over_budget_trial_is_pruned_without_training(tiny_search):
+    _, outcome = tiny_search
+    t = by_number(outcome.study)[4]
+    assert t.user_attrs["paper_row"] == "+ SCRA"
+    assert t.state == TrialState.PRUNED and t.values is None
+    assert t.user_attrs["over_budget"] is True and t.user_attrs["budget_excess"] > 0
+    assert t.user_attrs["gflops"] > outcome.study.user_attrs["baseline_gflops"]
+    assert t.user_attrs["reason"].startswith("over FLOPs budget: ")
+    assert t.user_attrs["epochs_run"] == 0 and "curve" not in t.user_attrs and "node_id" not in t.user_attrs
+    assert t.constraints == {"flops_budget": t.user_attrs["budget_excess"]}  # the sampler sees it
+    ray_trials = {p.name for p in (outcome.study_dir / "ray").glob("*/trial_*")}
+    assert "trial_0" in ray_trials and "trial_4" not in ray_trials  # never a Ray trial
+
+
+def test_full_trial_is_complete_with_both_objectives(tiny_search):
+    _, outcome = tiny_search
+    t = by_number(outcome.study)[0]
+    assert t.state == TrialState.COMPLETE
+    assert t.values == [0.9, t.user_attrs["gflops"]]
+    assert t.user_attrs["epochs_run"] == 2 and t.user_attrs["curve"] == [0.9, 0.9]
+    assert t.user_attrs["train_seconds"] > 0 and t.user_attrs["images_per_sec"] > 0
+    assert t.user_attrs["over_budget"] is False and t.user_attrs["node_id"]
+    for trial in outcome.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert trial.user_attrs["epochs_run"] == 2
+
+
+def test_early_stopped_trial_is_pruned_not_complete(tiny_search):
+    _, outcome = tiny_search
+    t = by_number(outcome.study)[3]  # 0.4 < the rung's cutoff from trials 0 (0.9) and 2 (0.5)
+    assert t.state == TrialState.PRUNED and t.values is None
+    assert t.user_attrs["reason"] == "stopped early by ASHA at epoch 1"
+    assert t.user_attrs["curve"] == [0.4] and t.user_attrs["epochs_run"] == 1
+
+
+def test_raising_trial_is_fail_with_its_error(tiny_search):
+    _, outcome = tiny_search
+    t = by_number(outcome.study)[FAIL_NUMBER]
+    assert t.state == TrialState.FAIL
+    assert t.user_attrs["error"] == "RuntimeError: injected failure"
+    assert "curve" not in t.user_attrs
+
+
+def test_existing_study_needs_resume_or_name(tiny_search):
+    s, _ = tiny_search
+    with pytest.raises(run.StudyExists, match="--resume"):
+        run.run_search(s, log=lambda line: None)
+
+
+def test_export_then_final_training_runs(tiny_search, tmp_path):
+    _, outcome = tiny_search
+    out = tmp_path / "best.yaml"
+    cfg = export_mod.export(outcome.study, out, pick="max-acc")
+    assert load_yaml(out) == cfg and cfg.data.image_size == 32
+    proc = subprocess.run(
+        [sys.executable, "-m", "fgmodel.train", "--config", str(out), "--epochs", "1", "--output", str(tmp_path / "run")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()
