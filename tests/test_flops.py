@@ -11,6 +11,8 @@ from fgmodel import flops
 from fgmodel.config import ModelConfig
 from fgmodel.flops import Cost, baseline, measure, within_budget
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LARGE = ModelConfig(backbone="convnextv2_large")
 
 

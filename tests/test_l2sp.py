@@ -9,6 +9,8 @@ from fgmodel.config import ModelConfig
 from fgmodel.l2sp import L2SP
 from fgmodel.model import build_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LAM = 0.05
 
 
