@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fgmodel.config import ConfigError, ModelConfig
 from fgmodel.model import build_model
 
-__all__ = ["Cost", "baseline", "main", "measure", "within_budget"]
+__all__ = ["Cost", "baseline", "main", "measure", "report", "within_budget"]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,12 @@ def test_forward_backward_every_placement(stages, kernel):
     assert model.backbone.stem[0].weight.grad.abs().sum() > 0
 
 
+def test_convnext_v1_works_too():
+    model = build_model(ModelConfig(backbone="convnext_atto", scra_stages=(0, 3), dropout=0.2), 5)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5) and model.backbone.head.drop.p == 0.2
+    assert model.scra["3"].conv.weight.shape == (320, 320, 1, 1)
+
+
 def test_gate_sits_after_each_stage():
     """Each gate has its stage's output shape, and the next module receives input * gate."""
     torch.manual_seed(0)
