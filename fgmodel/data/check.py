@@ -35,14 +35,14 @@ def check(task: str, root: str | Path, workers: int | None = None, progress: boo
     data = load_task(task, root)
     items = sorted({(s.path, s.crop_bottom) for s in data.train + data.test})
     workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(items), desc=f"decoding {task}", unit="img", disable=not progress)
-    if workers == 1:
-        reasons = map(decode_error, items)
-        results = [(r, bar.update(1)) for r in reasons]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = [(r, bar.update(1)) for r in pool.map(decode_error, items, chunksize=32)]
-    bar.close()
-    bad = [(item[0], r) for item, (r, _) in zip(items, results) if r is not None]
+    reasons: list[str | None] = []
+    with tqdm(total=len(items), desc=f"decoding {task}", unit="img", disable=not progress) as bar:
+        if workers == 1:
+            results = map(decode_error, items)
+            reasons = [r for r in results if bar.update(1) or True]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                reasons = [r for r in pool.map(decode_error, items, chunksize=32) if bar.update(1) or True]
+    bad = [(path, reason) for (path, _), reason in zip(items, reasons) if reason is not None]
     counts = {"train": len(data.train), "test": len(data.test), "classes": len(data.classes)}
     return CheckResult(counts, bad)
