@@ -39,10 +39,14 @@ def check(task: str, root: str | Path, workers: int | None = None, progress: boo
     with tqdm(total=len(items), desc=f"decoding {task}", unit="img", disable=not progress) as bar:
         if workers == 1:
             results = map(decode_error, items)
-            reasons = [r for r in results if bar.update(1) or True]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                reasons = [r for r in pool.map(decode_error, items, chunksize=32) if bar.update(1) or True]
+            pool = ProcessPoolExecutor(max_workers=workers)
+            results = pool.map(decode_error, items, chunksize=32)
+        for reason in results:
+            reasons.append(reason)
+            bar.update(1)
+        if workers != 1:
+            pool.shutdown()
     bad = [(path, reason) for (path, _), reason in zip(items, reasons) if reason is not None]
     counts = {"train": len(data.train), "test": len(data.test), "classes": len(data.classes)}
     return CheckResult(counts, bad)
