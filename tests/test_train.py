@@ -1,0 +1,321 @@
+"""fgmodel.train: the step on hand-made tensors (milliseconds), then `fit` and the CLI on the
+demo task (convnextv2_atto at 32-64 px, CPU, in-process loaders)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import fgmodel.train as train_mod
+from fgmodel import checkpoint
+from fgmodel._train_step import NonFiniteLoss, TrainStep, topk_correct
+from fgmodel.checkpoint import CheckpointError
+from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml
+from fgmodel.data import load_task
+from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.train import EpochReport, final_config, fit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- the step, on a tiny hand-made model -------------------------------------------------
+
+
+def _tiny(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+
+
+def _batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g)
+
+
+def test_micro_batches_accumulate_to_the_whole_batch_update():
+    x, y = _batch(8)
+    whole, micro = _tiny(), _tiny()
+    loss_whole, _ = TrainStep(whole, torch.optim.SGD(whole.parameters(), lr=0.5))(x, y)
+    step = TrainStep(micro, torch.optim.SGD(micro.parameters(), lr=0.5), micro_batch=3)  # 3 + 3 + 2
+    loss_micro, _ = step(x, y)
+    assert loss_micro == pytest.approx(loss_whole, rel=1e-6)
+    assert loss_whole == pytest.approx(nn.functional.cross_entropy(_tiny()(x), y).item(), rel=1e-6)
+    for a, b in zip(whole.parameters(), micro.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(next(whole.parameters()), next(_tiny().parameters()))  # it did step
+
+
+class _RecordingPenalty:
+    """Checks L2SP's place in the step: grads present, weights not yet updated."""
+
+    def __init__(self, model: nn.Module):
+        self.before = [p.detach().clone() for p in model.parameters()]
+        self.calls = 0
+
+    def apply_(self, model: nn.Module) -> torch.Tensor:
+        self.calls += 1
+        assert all(p.grad is not None for p in model.parameters())
+        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), self.before))
+        return torch.tensor(0.25)
+
+
+def test_l2sp_acts_after_backward_and_before_the_update():
+    model = _tiny()
+    penalty = _RecordingPenalty(model)
+    _, value = TrainStep(model, torch.optim.Adam(model.parameters(), lr=0.1), penalty)(*_batch())
+    assert penalty.calls == 1 and value.item() == 0.25
+    assert not torch.equal(next(model.parameters()), penalty.before[0])
+
+
+def test_non_finite_loss_raises_before_any_update():
+    model = _tiny()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    penalty = _RecordingPenalty(model)
+    x, y = _batch()
+    x[3, 0, 2, 2] = float("nan")
+    with pytest.raises(NonFiniteLoss, match="non-finite"):
+        TrainStep(model, optimizer, penalty)(x, y)
+    assert penalty.calls == 0 and optimizer.state == {}
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_topk_counts_and_clips_k_to_the_class_count():
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([1, 2, 2, 1])
+    top1, top5 = topk_correct(logits, labels, 5)  # k = min(5, 3) = 3: every label is in the top 3
+    assert (top1.item(), top5.item()) == (2, 4)
+    top1, top2 = topk_correct(logits, labels, 2)
+    assert (top1.item(), top2.item()) == (2, 3)
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def _draws() -> tuple[list[float], list[float], list[float]]:
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]
+
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path: Path):
+    checkpoint.seed_everything(7)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    checkpoint.save_atomic({"rng": checkpoint.rng_state()}, tmp_path / "c.pt")
+    expected = _draws()
+    checkpoint.seed_everything(123)
+    checkpoint.set_rng_state(checkpoint.load(tmp_path / "c.pt", ("rng",))["rng"])
+    assert _draws() == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_epoch_seed_depends_on_seed_and_epoch_only():
+    assert checkpoint.epoch_seed(0, 1) == checkpoint.epoch_seed(0, 1)
+    assert len({checkpoint.epoch_seed(s, e) for s in range(3) for e in range(1, 4)}) == 9
+
+
+def test_unreadable_checkpoints_raise_one_error_naming_the_file(tmp_path: Path):
+    good = tmp_path / "last.pt"
+    checkpoint.save_atomic({"epoch": 1, "model": {"w": torch.ones(1000)}}, good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt.*unreadable"):
+        checkpoint.load(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"obj": object}, foreign)  # a pickled class: refused by weights_only
+    with pytest.raises(CheckpointError, match="foreign.pt"):
+        checkpoint.load(foreign)
+    with pytest.raises(CheckpointError, match="lacks optimizer"):
+        checkpoint.load(good, ("model", "optimizer"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "none.pt")
+
+
+# --- the CLI's config ------------------------------------------------------------------------
+
+
+def test_final_config_switches_a_paper_preset_to_the_demo_profile():
+    paper = load_yaml("paper_best")
+    cfg, notes = final_config(paper, task="demo", data_root="/d", epochs=3)
+    assert (cfg.data.task, cfg.data.root, cfg.data.eval_on, cfg.optim.epochs) == ("demo", "/d", "test", 3)
+    assert cfg.replace(**DEMO_PROFILE) == cfg
+    assert (cfg.model.scra_stages, cfg.model.dropout, cfg.optim.l2sp_lambda) == (paper.model.scra_stages, 0.45, 0.01)
+    assert len(notes) == 1 and "demo profile" in notes[0]
+
+
+def test_final_config_keeps_an_exported_config_as_is_but_for_test_eval():
+    exported = RunConfig(model=ModelConfig(backbone="convnextv2_atto", num_classes=20), data=DataConfig(task="demo"))
+    cfg, notes = final_config(exported)
+    assert notes == [] and cfg == exported.replace(**{"data.eval_on": "test"})
+    moved, _ = final_config(exported, task="cub")
+    assert moved.model.num_classes is None and moved.num_classes == 200
+
+
+# --- fit and the CLI on the demo task --------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core box, two spinning OpenMP threads run 5-10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    load_task("demo", root)  # generate once for the module
+    return root
+
+
+def demo_config(root: Path, **overrides) -> RunConfig:
+    """Dropout, L2SP, augmentation and a stepping scheduler on: resume has to restore them all."""
+    base = RunConfig(
+        model=ModelConfig(backbone="convnextv2_atto", dropout=0.2),
+        optim=OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=0.0, step_size=1, gamma=0.5, epochs=2,
+                          batch_size=32, l2sp_lambda=1e-3, seed=3),
+        data=DataConfig(task="demo", root=str(root), image_size=32, num_workers=0),
+    )
+    aug = {"augment.hflip_p": 0.5, "augment.rotation_deg": 10.0, "augment.rotation_p": 0.5,
+           "augment.brightness": 0.2, "augment.jitter_p": 0.5}
+    return base.replace(**aug, **overrides)
+
+
+def _metrics(history: list[EpochReport]) -> list[tuple[float, ...]]:
+    return [(r.train_loss, r.val_top1, r.val_top5, r.l2sp_penalty) for r in history]
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_first_epoch(report: EpochReport) -> None:
+    if report.epoch == 1:
+        raise _Killed
+
+
+@pytest.mark.slow
+def test_fit_learns_and_reports_every_field(demo_root: Path):
+    """From scratch, atto needs a low lr (1e-3 leaves it at chance for many epochs) and 48 px."""
+    cfg = demo_config(demo_root).replace(**{
+        "optim.optimizer": "adam", "optim.lr": 2e-4, "optim.batch_size": 16, "optim.epochs": 4,
+        "optim.step_size": 5, "optim.l2sp_lambda": 1e-4, "model.dropout": 0.0, "data.image_size": 48,
+        "data.val_fraction": 0.3, "augment.hflip_p": 0.0, "augment.rotation_p": 0.0, "augment.jitter_p": 0.0,
+    })
+    reports: list[EpochReport] = []
+    result = fit(cfg, reports.append)
+
+    assert result.status == "completed" and result.reason == "" and result.history == reports
+    assert [(r.epoch, r.epochs) for r in reports] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    losses = [r.train_loss for r in reports]
+    assert losses[0] < math.log(20) + 0.5 and losses[-1] < 0.8 * losses[0]  # starts near chance, then falls
+    assert all(0.0 <= r.val_top1 <= r.val_top5 <= 1.0 for r in reports)
+    # 180 validation images: chance is 5% top-1 (sd 1.6%) and 25% top-5 (sd 3.2%)
+    assert result.best_top1 == max(r.val_top1 for r in reports) >= 0.09
+    assert max(r.val_top5 for r in reports) >= 0.35
+    assert all(0.0 < r.l2sp_penalty < 1.0 for r in reports)  # lambda 1e-4: positive and small
+    assert [r.l2sp_penalty for r in reports] == sorted(r.l2sp_penalty for r in reports)  # weights drift away
+    assert all(r.images_per_sec > 0 and 0 < r.seconds < 600 and r.skipped_images == 0 for r in reports)
+    assert reports[0].seconds * reports[0].images_per_sec > 420  # seconds include evaluation
+
+
+@pytest.mark.slow
+def test_report_can_stop_the_run(demo_root: Path, tmp_path: Path):
+    seen = []
+    result = fit(demo_config(demo_root, **{"optim.epochs": 3}), lambda r: seen.append(r) or True, output_dir=tmp_path)
+    assert result.status == "stopped" and "after epoch 1 of 3" in result.reason
+    assert [r.epoch for r in result.history] == [1] and seen == result.history
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert (saved["status"], saved["epochs_run"], saved["eval_on"]) == ("stopped", 1, "val")
+
+
+@pytest.mark.slow
+def test_non_finite_loss_ends_the_run_with_its_status(demo_root: Path, tmp_path: Path, monkeypatch):
+    real_build = train_mod.build_model
+    forwards = []
+
+    def build_with_nan(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+
+        def poison(module, inputs, output):  # the third training forward returns NaN logits
+            forwards.append(1)
+            return output * float("nan") if len(forwards) == 3 else output
+
+        model.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", build_with_nan)
+    result = fit(demo_config(demo_root), output_dir=tmp_path)
+    assert result.status == "non_finite" and result.history == []
+    assert "non-finite training loss (nan) at epoch 1, step 3" == result.reason
+    assert len(forwards) == 3  # stopped at once
+    assert not (tmp_path / "last.pt").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "non_finite"
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_metrics(demo_root: Path, tmp_path: Path):
+    cfg = demo_config(demo_root)
+    whole = fit(cfg, output_dir=tmp_path / "whole")
+    with pytest.raises(_Killed):
+        fit(cfg, _kill_after_first_epoch, output_dir=tmp_path / "killed")
+    assert checkpoint.load(tmp_path / "killed" / "last.pt")["epoch"] == 1
+    resumed_reports = []
+    resumed = fit(cfg, resumed_reports.append, output_dir=tmp_path / "killed", resume=True)
+
+    assert whole.status == resumed.status == "completed"
+    assert [r.epoch for r in resumed_reports] == [2]  # only the missing epoch ran
+    assert _metrics(resumed.history) == _metrics(whole.history)  # bit-identical, epoch 1 from the checkpoint
+    a = checkpoint.load(tmp_path / "whole" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert whole.history[1].l2sp_penalty > 0 and math.isfinite(whole.history[1].train_loss)
+
+    with pytest.raises(CheckpointError, match=r"another config \(optim.lr"):
+        fit(cfg.replace(**{"optim.lr": 0.1}), output_dir=tmp_path / "killed", resume=True)
+    last = tmp_path / "killed" / "last.pt"
+    last.write_bytes(last.read_bytes()[:4096])
+    with pytest.raises(CheckpointError, match="last.pt"):
+        fit(cfg, output_dir=tmp_path / "killed", resume=True)
+
+
+@pytest.mark.slow
+def test_cli_trains_writes_its_outputs_and_reports_a_bad_checkpoint_in_one_line(demo_root: Path, tmp_path: Path,
+                                                                              capsys):
+    config = tmp_path / "exported.yaml"
+    dump_yaml(demo_config(demo_root, **{"optim.epochs": 1}), config)
+    out = tmp_path / "run"
+    assert train_mod.main(["--config", str(config), "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["status"], metrics["eval_on"], metrics["epochs_run"]) == ("completed", "test", 1)
+    assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0 and metrics["top1"] == metrics["history"][0]["val_top1"]
+    assert load_yaml(out / "config.yaml") == load_yaml(config).replace(**{"data.eval_on": "test"})
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "config.yaml", "best.pt", "last.pt"}
+    assert "test top-1" in capsys.readouterr().out
+
+    last = out / "last.pt"
+    last.write_bytes(last.read_bytes()[:-100])
+    code = train_mod.main(["--config", str(config), "--output", str(out), "--resume", "--epochs", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: checkpoint ") and "last.pt" in err and "Traceback" not in err
+
+
+def test_cli_rejects_an_unknown_config_key_in_one_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: 0.001\n  learning_rate: 0.1\n")
+    proc = subprocess.run([sys.executable, "-m", "fgmodel.train", "--config", str(bad)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "optim.learning_rate" in proc.stderr and "unknown key" in proc.stderr
+    assert not (tmp_path / "runs").exists()
