@@ -114,8 +114,8 @@ print(f"batch               : {args.batch_size} (micro-batch {step.micro_batch o
       f"{done} timed steps after {args.warmup} warm-up")
 print(f"throughput          : {images_per_sec:.1f} images/s ({elapsed / done * 1000:.0f} ms/step)")
 print(f"peak GPU memory     : {peak_mem:.1f} GiB")
-print(f"matmul rate         : {peak_matmul / 1e12:.1f} TFLOP/s ({matmul_n}^3 {str(matmul_dtype).removeprefix('torch.')})")
-print(f"model rate          : {model_rate / 1e12:.1f} TFLOP/s (3 x forward FLOPs x images/s)")
+print(f"matmul rate         : {peak_matmul / 1e12:.3g} TFLOP/s ({matmul_n}^3 {str(matmul_dtype).removeprefix('torch.')})")
+print(f"model rate          : {model_rate / 1e12:.3g} TFLOP/s (3 x forward FLOPs x images/s)")
 print(f"fraction of matmul  : {model_rate / peak_matmul:.1%}")
 print(f"total time          : {time.perf_counter() - started:.0f} s")
 PYEOF

@@ -43,10 +43,13 @@ def main() -> None:
     p.add_argument("--dropout", type=float, default=0.45)
     p.add_argument("--l2sp", type=float, default=0.01)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per side, split over the rounds")
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--steps", type=int, default=24, help="timed steps per side, split over the rounds")
+    p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (1 is steadier on a shared CPU)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     n, size, batch = args.num_classes, args.image_size, args.batch_size
 
@@ -97,7 +100,7 @@ def main() -> None:
     flops_plain = flops.baseline(cfg, n, size).gflops
     flops_ratio = flops_ours / flops_plain
 
-    print(f"{args.backbone} @ {size}px, batch {batch}, {device}, {args.rounds} rounds x {per_round} steps per side "
+    print(f"{args.backbone} @ {size}px, batch {batch}, {device} ({torch.get_num_threads()} threads), {args.rounds} rounds x {per_round} steps per side "
           f"(fgmodel: SCRA after stages {list(cfg.scra_stages)}, dropout {args.dropout}, L2SP {args.l2sp})")
     print(f"plain timm + CE + Adam : {rate['plain']:8.1f} img/s")
     print(f"fgmodel TrainStep      : {rate['fgmodel']:8.1f} img/s")

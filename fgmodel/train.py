@@ -197,10 +197,11 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
         model.train()
         loss_sum, seen, skipped, steps = 0.0, 0, 0, 0
         penalty_sum = torch.zeros((), device=dev)
-        bar = tqdm(loaders.train, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress,
+        # updated by hand (not wrapping the loader) so it stays open for the evaluation result
+        bar = tqdm(total=len(loaders.train), desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         try:
-            for images, labels, n_bad in bar:
+            for images, labels, n_bad in loaders.train:
                 loss, penalty = step(images, labels)
                 steps += 1
                 seen += len(labels)
@@ -208,8 +209,8 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
                 skipped += int(n_bad)
                 if penalty is not None:
                     penalty_sum += penalty
-                if progress:
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update()
         except NonFiniteLoss as exc:
             status, reason = "non_finite", f"{exc} at epoch {epoch}, step {steps + 1}"
             bar.close()
@@ -224,8 +225,7 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
             l2sp_penalty=penalty_sum.item() / steps, images_per_sec=seen / train_seconds,
             seconds=time.perf_counter() - epoch_start, skipped_images=skipped,
         )
-        if progress:
-            bar.set_postfix(loss=f"{epoch_report.train_loss:.4f}", **{cfg.data.eval_on: f"{top1:.2%}"})
+        bar.set_postfix(loss=f"{epoch_report.train_loss:.4f}", **{f"{cfg.data.eval_on}_top1": f"{top1:.2%}"})
         bar.close()
         history.append(epoch_report)
         improved = top1 > best_top1 or len(history) == 1
@@ -300,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--resume needs --output, the folder of the run to continue")
         if args.resume and not (Path(args.output) / "last.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {Path(args.output) / 'last.pt'} does not exist")
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cfg.data.num_workers > cpus:
+            notes.append(f"data.num_workers {cfg.data.num_workers} -> {cpus} (the CPUs this process may use)")
+            cfg = cfg.replace(**{"data.num_workers": cpus})
         for note in notes:
             print(note)
         out = Path(args.output or f"runs/{cfg.data.task}-{datetime.now():%Y%m%d-%H%M%S}")
