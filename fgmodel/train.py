@@ -7,7 +7,9 @@ weights, resume from ``last.pt`` if asked, then per epoch: reseed from (seed, ep
 returning True stops the run ("stopped"); a non-finite loss ends it before any update
 ("non_finite"). Because every epoch's randomness (shuffle order, augmentation, dropout)
 depends only on (seed, epoch), a resumed run ends with the same metrics as an
-uninterrupted one on CPU.
+uninterrupted one on CPU: bit for bit with in-process loading (num_workers 0); with
+persistent loader workers, two runs still agree, but the workers' augmentation RNG is
+seeded once per process, so a resumed run draws different augmentations after the resume.
 
     python -m fgmodel.train --config paper_best --task demo --epochs 3
 """
@@ -87,8 +89,8 @@ def _env_flag(name: str) -> bool:
 def _seed_epoch(seed: int, epoch: int, loader: Any) -> None:
     """Make this epoch's shuffle, augmentation and dropout a function of (seed, epoch) only.
 
-    Workers (num_workers > 0) take their base seed from the reseeded RNG when the epoch's
-    iterator starts, so they are covered too, unless the loader keeps persistent workers.
+    Workers (num_workers > 0) take their base seed from the reseeded generator when an
+    iterator starts: every epoch for non-persistent workers, only the first for persistent ones.
     """
     s = checkpoint.epoch_seed(seed, epoch)
     random.seed(s)
@@ -194,7 +196,7 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     for epoch in range(start_epoch + 1, epochs + 1):
         epoch_start = time.perf_counter()
         _seed_epoch(seed, epoch, loaders.train)
-        model.train()
+        forward.train()  # also flips a torch.compile wrapper's own flag
         loss_sum, seen, skipped, steps = 0.0, 0, 0, 0
         penalty_sum = torch.zeros((), device=dev)
         # updated by hand (not wrapping the loader) so it stays open for the evaluation result
