@@ -263,6 +263,12 @@ def test_non_finite_loss_ends_the_run_with_its_status(demo_root: Path, tmp_path:
 
 
 @pytest.mark.slow
+def test_a_huge_learning_rate_ends_the_run_as_non_finite(demo_root: Path):
+    result = fit(demo_config(demo_root, **{"optim.lr": 1e6}))
+    assert result.status == "non_finite" and result.history == [] and result.reason.startswith("non-finite")
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_metrics(demo_root: Path, tmp_path: Path):
     cfg = demo_config(demo_root)
     whole = fit(cfg, output_dir=tmp_path / "whole")
