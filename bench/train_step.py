@@ -7,7 +7,7 @@ FLOPs on purpose, so the ratio is also printed corrected by the FLOPs ratio from
 `fgmodel.flops` (the throughput in FLOPs/s of fgmodel relative to the baseline).
 Target: ratio >= 0.95 once the added FLOPs are set aside.
 
-    .venv/bin/python bench/train_step.py
+    .venv/bin/python bench/train_step.py --threads 1   # steadiest on a shared CPU
     .venv/bin/python bench/train_step.py --device cuda --backbone convnextv2_base --image-size 224 --batch-size 64
 """
 
