@@ -34,7 +34,7 @@ def test_generation_is_deterministic(tmp_path: Path):
 
 def test_demo_reads_through_the_cub_loader(demo_root: Path):
     data = load_task("demo", demo_root)
-    assert (demo_root / "demo" / "CUB_200_2011" / "images.txt").is_file()
+    assert (demo_root / "demo" / f"v{demo.VERSION}-seed{demo.SEED}" / "CUB_200_2011" / "images.txt").is_file()
     assert len(data.classes) == NUM_CLASSES["demo"] == 20
     assert data.classes[:2] == ["001.red_crown", "002.red_wing"]
     assert len(data.train) == 20 * demo.TRAIN_PER_CLASS and len(data.test) == 20 * (demo.PER_CLASS - demo.TRAIN_PER_CLASS)
@@ -60,10 +60,11 @@ def test_concurrent_generation_ends_with_one_complete_copy(tmp_path: Path, monke
     for t in threads:
         t.join()
     assert results == [20, 20, 20]
-    assert [p.name for p in (tmp_path / "demo").iterdir()] == ["CUB_200_2011"]  # temp dirs cleaned up
+    base = tmp_path / "demo" / f"v{demo.VERSION}-seed{demo.SEED}"
+    assert [p.name for p in base.iterdir()] == ["CUB_200_2011"]  # temp dirs cleaned up
 
 
-@pytest.mark.parametrize("eval_on, sizes", [("val", (540, 60)), ("test", (600, 200))])
+@pytest.mark.parametrize("eval_on, sizes", [("val", (1440, 160)), ("test", (1600, 400))])
 def test_build_loaders_on_demo(demo_root: Path, eval_on: str, sizes: tuple[int, int]):
     cfg = RunConfig().replace(**DEMO_PROFILE, **{"data.root": str(demo_root), "data.eval_on": eval_on,
                                                  "data.num_workers": 0, "augment.hflip_p": 0.5})
@@ -71,7 +72,8 @@ def test_build_loaders_on_demo(demo_root: Path, eval_on: str, sizes: tuple[int, 
     assert loaders.num_classes == 20
     assert (len(loaders.train.dataset), len(loaders.eval.dataset)) == sizes
     images, labels, n_bad = next(iter(loaders.train))
-    assert images.shape == (16, 3, 64, 64) and images.dtype == torch.float32
+    size = DEMO_PROFILE["data.image_size"]
+    assert images.shape == (16, 3, size, size) and images.dtype == torch.float32
     assert labels.dtype == torch.long and int(n_bad) == 0
     first_epoch = next(iter(build_loaders(cfg, batch_size=16).train))[1].tolist()
     other_seed = next(iter(build_loaders(cfg.replace(**{"optim.seed": 1}), batch_size=16).train))[1].tolist()

@@ -207,7 +207,7 @@ def _kill_after_first_epoch(report: EpochReport) -> None:
 def test_fit_learns_and_reports_every_field(demo_root: Path):
     """From scratch, atto needs a low lr (1e-3 leaves it at chance for many epochs) and 48 px."""
     cfg = demo_config(demo_root).replace(**{
-        "optim.optimizer": "adam", "optim.lr": 2e-4, "optim.batch_size": 16, "optim.epochs": 4,
+        "optim.optimizer": "adam", "optim.lr": 5e-4, "optim.batch_size": 32, "optim.epochs": 4,
         "optim.step_size": 5, "optim.l2sp_lambda": 1e-4, "model.dropout": 0.0, "data.image_size": 48,
         "data.val_fraction": 0.3, "augment.hflip_p": 0.0, "augment.rotation_p": 0.0, "augment.jitter_p": 0.0,
     })
@@ -219,13 +219,13 @@ def test_fit_learns_and_reports_every_field(demo_root: Path):
     losses = [r.train_loss for r in reports]
     assert losses[0] < math.log(20) + 0.5 and losses[-1] < 0.8 * losses[0]  # starts near chance, then falls
     assert all(0.0 <= r.val_top1 <= r.val_top5 <= 1.0 for r in reports)
-    # 180 validation images: chance is 5% top-1 (sd 1.6%) and 25% top-5 (sd 3.2%)
-    assert result.best_top1 == max(r.val_top1 for r in reports) >= 0.09
-    assert max(r.val_top5 for r in reports) >= 0.35
+    # 480 validation images: chance is 5% top-1 (sd 1.0%) and 25% top-5 (sd 2.0%)
+    assert result.best_top1 == max(r.val_top1 for r in reports) >= 0.2
+    assert max(r.val_top5 for r in reports) >= 0.5
     assert all(0.0 < r.l2sp_penalty < 1.0 for r in reports)  # lambda 1e-4: positive and small
     assert [r.l2sp_penalty for r in reports] == sorted(r.l2sp_penalty for r in reports)  # weights drift away
     assert all(r.images_per_sec > 0 and 0 < r.seconds < 600 and r.skipped_images == 0 for r in reports)
-    assert reports[0].seconds * reports[0].images_per_sec > 420  # seconds include evaluation
+    assert reports[0].seconds * reports[0].images_per_sec > 1120  # seconds include evaluation
 
 
 @pytest.mark.slow

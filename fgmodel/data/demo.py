@@ -7,7 +7,7 @@ a same-palette distractor dot off the bird, position, scale, facing, tilt, noise
 colour alone is ambiguous and the model has to find the bird and where the mark is on it,
 as in the real fine-grained sets, yet a small CNN learns it in a few CPU epochs.
 
-Written once under `ROOT/demo/CUB_200_2011/` (temp dir + atomic rename, so two processes
+Written once under `ROOT/demo/v<VERSION>-seed<seed>/CUB_200_2011/` (temp dir + atomic rename, so two processes
 starting together both end up reading one complete copy) and read back by the `cub`
 loader, so the demo exercises the real loading path. Image `i` depends only on
 (seed, i): the same seed gives the same bytes in any process.
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 FOLDER = "demo"
 SEED = 0
-PER_CLASS = 40
-TRAIN_PER_CLASS = 30
-VERSION = 1
+PER_CLASS = 100
+TRAIN_PER_CLASS = 80
+VERSION = 3
 COLOURS = {
     "red": (215, 35, 35),
     "blue": (35, 85, 225),
@@ -91,10 +91,10 @@ def _bird(rng: np.random.Generator, length: float, mark_rgb: tuple[int, int, int
     er = 0.035 * L
     d.ellipse([hx + 0.3 * hr - er, hy - 0.2 * hr - er, hx + 0.3 * hr + er, hy - 0.2 * hr + er], fill=(15, 15, 15))
     mx, my, mr = {
-        "crown": (hx - 0.1 * hr, hy - 0.75 * hr, 0.08 * L),
-        "wing": (cx - 0.05 * L, cy - 0.08 * L, 0.09 * L),
-        "tail": (cx - 0.7 * L, cy - 0.05 * L, 0.08 * L),
-        "belly": (cx + 0.15 * L, cy + 0.17 * L, 0.09 * L),
+        "crown": (hx - 0.1 * hr, hy - 0.75 * hr, 0.13 * L),
+        "wing": (cx - 0.05 * L, cy - 0.08 * L, 0.14 * L),
+        "tail": (cx - 0.7 * L, cy - 0.05 * L, 0.13 * L),
+        "belly": (cx + 0.15 * L, cy + 0.17 * L, 0.14 * L),
     }[position]
     mark = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in mark_rgb)
     d.ellipse([mx - mr, my - mr, mx + mr, my + mr], fill=mark)
@@ -111,7 +111,7 @@ def render(seed: int, index: int, label: int) -> Image.Image:
     canvas = _background(rng, W, H)
     colour, position = CLASSES[label].split("_")
     draw = ImageDraw.Draw(canvas)
-    if rng.random() < 0.6:  # a mark-coloured dot that is not on the bird
+    if rng.random() < 0.3:  # a mark-coloured dot that is not on the bird
         r = 0.045 * W
         x, y = rng.uniform(r, W - r), rng.uniform(r, H - r)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=list(COLOURS.values())[int(rng.integers(len(COLOURS)))])
@@ -148,12 +148,14 @@ def write(dest: Path, seed: int = SEED, per_class: int = PER_CLASS, train_per_cl
 
 
 def ensure(root: str | Path, seed: int = SEED) -> Path:
-    """`ROOT/demo` holding a complete `CUB_200_2011/`, generating it on first use.
+    """`ROOT/demo/v<VERSION>-seed<seed>` holding a complete `CUB_200_2011/`, generated on first use.
+
+    The version and seed name the folder, so a changed generator never reads a stale copy.
 
     Concurrent callers each generate into their own temp dir and rename it into place;
     the first rename wins, the others discard their copy and read the winner's.
     """
-    base = Path(root).expanduser() / FOLDER
+    base = Path(root).expanduser() / FOLDER / f"v{VERSION}-seed{seed}"
     final = base / cub.TOP
     if final.is_dir():
         return base
