@@ -117,13 +117,20 @@ def recover_left_over(study: optuna.Study, reason: str) -> list[int]:
         trial = optuna.Trial(study, frozen._trial_id)
         trial.set_user_attr("reason", reason)
         study.tell(frozen.number, state=TrialState.FAIL)
+        requeue(study, [frozen.number])
+        numbers.append(frozen.number)
+    return numbers
+
+
+def requeue(study: optuna.Study, numbers: list[int]) -> None:
+    """Queue the configs of trials the driver cut short, so a resumed search runs them again."""
+    for number in numbers:
+        frozen = study.trials[number]
         if frozen.params:
-            attrs = {"retry_of": frozen.number}
+            attrs = {"retry_of": number}
             if "paper_row" in frozen.user_attrs:
                 attrs["paper_row"] = frozen.user_attrs["paper_row"]
             study.enqueue_trial(frozen.params, user_attrs=attrs)
-        numbers.append(frozen.number)
-    return numbers
 
 
 def set_study_attrs(study: optuna.Study, spec: StudySpec, base: RunConfig, baseline_gflops: float) -> None:
@@ -232,7 +239,7 @@ def run_search(
         except KeyboardInterrupt:
             interrupted = True
         if interrupted:
-            searcher.fail_live(INTERRUPTED)
+            requeue(study, searcher.fail_live(INTERRUPTED))
             recover_left_over(study, INTERRUPTED)  # anything asked but not yet handed to Ray
     return Outcome(study, study_dir, interrupted, time.perf_counter() - started, searcher)
 
