@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 
@@ -11,6 +12,7 @@ import pytest
 import spaces
 from fgmodel.config import RunConfig, load_yaml
 from fgmodel.tasks import DEMO_PROFILE
+from spaces.default import image_sizes
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -45,7 +47,8 @@ def test_random_trials_give_valid_configs_that_replay(name, base):
         assert isinstance(config, RunConfig)  # RunConfig validates itself on construction
         assert spaces.config_from_params(name, trial.params, base) == config
         # Only the searched fields move; the rest is the base.
-        assert config.data == base.data
+        assert config.data == dataclasses.replace(base.data, image_size=config.data.image_size)
+        assert config.data.image_size in image_sizes(base.data.image_size)
         assert config.model.backbone == base.model.backbone
         assert config.optim.epochs == base.optim.epochs
 
@@ -97,8 +100,14 @@ def test_paper_rows_on_demo_base_keep_demo_fields():
     assert config.model.scra_stages == (0,) and config.model.scra_kernel == 1
     assert config.model.dropout == 0.45 and config.optim.l2sp_lambda == 0.01
     assert config.augment == best.augment
-    assert config.optim.lr == DEMO_BASE.optim.lr == 1e-3
+    assert config.optim.lr == DEMO_BASE.optim.lr
+    assert config.data.image_size == DEMO_BASE.data.image_size
     assert config.model.backbone == "convnextv2_atto"
+
+
+def test_image_sizes_bracket_the_base_in_multiples_of_8():
+    assert image_sizes(224) == [168, 192, 224, 256]
+    assert image_sizes(48) == [32, 40, 48, 56]
 
 
 def test_config_from_params_is_strict():
