@@ -113,6 +113,9 @@ class DataConfig:
     val_fraction: float = 0.1  # held out of train for the search
     eval_on: str = "val"  # "val": search split of train; "test": final training on all of train
     num_workers: int = 2
+    # Decode and resize every image once into a raw-pixel cache here (~150 KiB an image at
+    # 224 px): ~1.6x the images/s of decoding JPEGs each epoch. None: decode every epoch.
+    cache_dir: str | None = None
 
     def validate(self) -> None:
         if self.task not in NUM_CLASSES:

@@ -84,7 +84,7 @@ def test_build_loaders_on_demo(demo_root: Path, eval_on: str, sizes: tuple[int, 
 def test_build_loaders_with_cache_matches_uncached(demo_root: Path, tmp_path: Path):
     cfg = RunConfig().replace(**DEMO_PROFILE, **{"data.root": str(demo_root), "data.num_workers": 0})
     plain = build_loaders(cfg, batch_size=8).eval
-    cached = build_loaders(cfg, batch_size=8, cache_dir=tmp_path).eval
+    cached = build_loaders(cfg.replace(**{"data.cache_dir": str(tmp_path)}), batch_size=8).eval
     a, b = next(iter(plain)), next(iter(cached))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert len(list(tmp_path.glob("*.u8"))) == 2  # train and eval sets

@@ -8,8 +8,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from fgmodel.config import RunConfig
-from pathlib import Path
-
 from fgmodel.data.cache import CachedDataset
 from fgmodel.data.images import ImageDataset, collate
 from fgmodel.data.registry import Sample, load_task
@@ -48,12 +46,12 @@ def _loader(dataset: ImageDataset, batch_size: int, shuffle: bool, workers: int,
 
 
 def build_loaders(
-    cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False, cache_dir: str | Path | None = None
+    cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False
 ) -> Loaders:
     """Train (shuffled, seeded) and eval loaders yielding (images, labels, n_bad) batches.
 
     Images are decoded at no less than `cfg.data.image_size` (JPEG draft mode) and then
-    go through `fgmodel.augment.build_transforms(cfg)`. With `cache_dir`, they are decoded
+    go through `fgmodel.augment.build_transforms(cfg)`. With `cfg.data.cache_dir`, they are decoded
     and resized once into a raw-pixel cache there (`fgmodel.data.cache`) and read from it
     on every epoch. `pin_memory` only takes effect when CUDA is available.
     """
@@ -69,6 +67,7 @@ def build_loaders(
     batch = batch_size or cfg.optim.batch_size
     workers = cfg.data.num_workers
     pin = pin_memory and torch.cuda.is_available()
+    cache_dir = cfg.data.cache_dir
 
     def dataset(samples: list[Sample], transform) -> ImageDataset:
         if cache_dir is None:
