@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The demo study is scratch: each `make demo` starts it afresh.
 demo: venv
+	rm -rf studies/demo
 	$(PY) -m search.run --task demo
 
 test: venv
