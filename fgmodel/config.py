@@ -28,6 +28,10 @@ class ConfigError(ValueError):
     def __init__(self, field_name: str, message: str):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+        self.message = message
+
+    def __reduce__(self):  # pickles across processes (Ray workers, DataLoader workers)
+        return type(self), (self.field, self.message)
 
 
 @dataclass(frozen=True)

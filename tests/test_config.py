@@ -68,3 +68,11 @@ def test_replace_copies_and_validates():
 def test_num_classes_comes_from_the_task_unless_set():
     assert RunConfig().replace(**{"data.task": "cub_aircraft"}).num_classes == 300
     assert RunConfig().replace(**{"data.task": "foodx", "model.num_classes": 10}).num_classes == 10
+
+
+def test_config_error_survives_pickling():
+    """Raised in a Ray or DataLoader worker, it must reach the driver intact."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ConfigError("model.dropout", "must be in [0, 1), got 1.5")))
+    assert (error.field, str(error)) == ("model.dropout", "model.dropout: must be in [0, 1), got 1.5")
