@@ -87,7 +87,6 @@ class StudySearcher(Searcher):
     ) -> None:
         super().__init__(metric=METRIC, mode="max")
         self.study = study
-        self.space_name = space
         self.space = spaces.get(space)
         self.base = base
         self.measure = measure
@@ -111,7 +110,7 @@ class StudySearcher(Searcher):
                 cfg = self.space(trial, self.base)
                 gflops, params = self.measure(cfg)
             except Exception as exc:  # a broken space or config must not stop the search
-                self._tell(trial, TrialState.FAIL, reason="config error", error=_error_line(exc))
+                self._tell(trial, TrialState.FAIL, reason="config error", error=error_line(exc))
                 continue
             excess = budget_mod.excess(gflops, self.baseline_gflops, self.budget)
             over = excess > 0
@@ -126,7 +125,7 @@ class StudySearcher(Searcher):
             )
             trial.set_constraint(CONSTRAINT, excess)
             if over:
-                limit = (1 + self.budget) * self.baseline_gflops
+                limit = budget_mod.limit(self.baseline_gflops, self.budget)
                 self._tell(
                     trial,
                     TrialState.PRUNED,
@@ -154,8 +153,15 @@ class StudySearcher(Searcher):
             return
         if METRIC not in result:
             return
-        epoch = int(result.get("epoch", len(live.curve) + 1))
-        # A retried trial starts again at epoch 1: its curve restarts too.
+        epoch = int(result.get("epoch", result.get("training_iteration", len(live.curve) + 1)))
+        if epoch == 1 and (live.error or live.non_finite or live.curve):
+            # Ray re-ran the trial (FailureConfig.max_failures) and it starts again at epoch
+            # 1: what the failed attempt left (its error, its curve) is not this run's.
+            live.error = None
+            live.non_finite = None
+            live.curve = []
+            live.train_seconds = 0.0
+            live.images_per_sec = 0.0
         live.curve = live.curve[: epoch - 1] + [float(result[METRIC])]
         live.train_seconds = float(result.get("train_seconds", live.train_seconds))
         live.images_per_sec = float(result.get("images_per_sec", live.images_per_sec))
@@ -226,9 +232,10 @@ def _set_attrs(trial: optuna.Trial, **attrs: Any) -> None:
         trial.set_user_attr(key, value)
 
 
-def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+def error_line(exc: BaseException) -> str:
+    """``Type: last line of the message`` (or just ``Type``): how a trial's error is recorded."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
 
 
 def _summary(number: int, state: TrialState, values: list[float] | None, reason: str) -> str:

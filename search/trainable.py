@@ -17,6 +17,7 @@ from ray import tune
 
 import spaces
 from fgmodel.config import from_dict
+from search.searcher import error_line
 
 
 def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> None:
@@ -38,12 +39,7 @@ def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> 
         cfg = spaces.config_from_params(space, config["params"], from_dict(base))
         result = fit(cfg, report)
     except Exception as exc:
-        tune.report({"error": _error_line(exc), "node_id": node_id})
+        tune.report({"error": error_line(exc), "node_id": node_id})
         raise
     if result.status == "non_finite":
         tune.report({"status": "non_finite", "reason": result.reason, "node_id": node_id})
-
-
-def _error_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
