@@ -1,10 +1,11 @@
 """The FLOPs budget as numbers Optuna understands, and the feasible Pareto front.
 
-A config is within budget when ``gflops <= (1 + budget) * baseline_gflops`` (the same
-rule as `fgmodel.flops.within_budget`), i.e. when its excess is <= 0. That sign
-convention is Optuna's for ``constraints_func``: values > 0 are infeasible, and the
-margin tells TPE / NSGA-II how far over a config went. search.run stores the excess as
-the trial user attr ``budget_excess``; everything here reads it back, in milliseconds.
+A config is within budget when ``gflops <= limit(baseline_gflops, budget)``, i.e.
+``(1 + budget) * baseline_gflops`` (the same rule as `fgmodel.flops.within_budget`), i.e.
+when its excess is <= 0. That sign convention is Optuna's for constraints: values > 0
+are infeasible, and the margin tells TPE how far over a config went. The searcher
+stores the excess as the trial user attr ``budget_excess`` and hands it to the sampler
+with ``trial.set_constraint``; everything here reads the attr back, in milliseconds.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from optuna.trial import FrozenTrial, TrialState
 EXCESS_ATTR = "budget_excess"
 
 
+def limit(baseline_gflops: float, budget: float) -> float:
+    """The most GFLOPs a config may cost: ``(1 + budget) * baseline``."""
+    return (1.0 + float(budget)) * float(baseline_gflops)
+
+
 def excess(gflops: float, baseline_gflops: float, budget: float) -> float:
-    """GFLOPs over the limit ``(1 + budget) * baseline``; > 0 means over budget."""
-    return float(gflops) - (1.0 + float(budget)) * float(baseline_gflops)
+    """GFLOPs over `limit`; > 0 means over budget."""
+    return float(gflops) - limit(baseline_gflops, budget)
 
 
 def constraints(trial: FrozenTrial) -> list[float]:
-    """The sampler's ``constraints_func``: ``[budget_excess]``.
+    """A trial's constraint values, ``[budget_excess]``, read back from its user attr.
+
+    The sampler gets the same number through ``trial.set_constraint`` when the searcher
+    asks the trial; this reader serves the Pareto selection and the reports.
 
     A trial without the attr never had its FLOPs measured (it failed before that): it is
     given 0.0, feasible and on the boundary, because a made-up penalty would teach the
@@ -39,7 +48,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
     Selection is Optuna's own (``Study.best_trials`` with constraints), run on an
     in-memory copy whose constraints come from `constraints`: the front then honours the
-    budget even when the study's sampler was not given a ``constraints_func``.
+    budget whatever the stored study's own constraint attrs hold.
     """
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:

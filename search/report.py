@@ -222,7 +222,7 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial]) -> go.Figur
         fig.add_vline(x=baseline, line_dash="dot", line_color="grey",
                       annotation_text=f"baseline {baseline:.4g}", annotation_position="bottom right")
         if bud is not None:
-            limit = (1.0 + bud) * baseline
+            limit = budget.limit(baseline, bud)
             fig.add_vline(x=limit, line_dash="dash", line_color="#d62728",
                           annotation_text=f"budget +{bud:.0%}: {limit:.4g} GFLOPs", annotation_position="top right")
     about = ", ".join(str(attrs[k]) for k in ("task", "backbone") if k in attrs)

@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from fgmodel.config import ConfigError, RunConfig, to_dict
+from search import budget as budget_mod
 from search import spec as spec_mod
 from search.searcher import DRIVER_DIED, INTERRUPTED, METRIC, StudySearcher, counted_trials
 from search.spec import StudySpec
@@ -222,7 +223,7 @@ def run_search(
             log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: FAIL, queued again")
 
     remaining = spec.trials - counted_trials(study)
-    limit = (1 + spec.budget) * baseline_gflops
+    limit = budget_mod.limit(baseline_gflops, spec.budget)
     log(f"study {spec.study_name!r}: {spec.trials} trials ({max(remaining, 0)} to run), {spec.concurrency} at a time, "
         f"{spec.epochs} epochs max; baseline {baseline_gflops:.4g} GFLOPs, budget limit {limit:.4g} GFLOPs")
     log(f"dashboard: optuna-dashboard {shlex.quote(_display_url(url))}")

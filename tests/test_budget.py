@@ -1,4 +1,4 @@
-"""The budget excess, the constraints_func and the feasible Pareto front on hand-made trials."""
+"""The budget limit and excess, the constraint values and the feasible Pareto front on hand-made trials."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from fgmodel import flops
 from search import budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -21,8 +22,13 @@ def test_excess_numbers():
     assert budget.excess(10.0, 10.0, 0.0) == 0.0
 
 
+def test_limit_numbers():
+    assert budget.limit(68.72, 0.05) == pytest.approx(72.156)
+    assert budget.limit(10.0, 0.0) == 10.0
+    assert budget.excess(budget.limit(3.0, 0.1), 3.0, 0.1) == 0.0
+
+
 def test_excess_agrees_with_fgmodel_within_budget():
-    flops = pytest.importorskip("fgmodel.flops")
     for gflops in (1.0, 1.04, 1.05, 1.0500001, 1.2, 0.5):
         for bud in (0.0, 0.05, 0.1):
             assert flops.within_budget(gflops, 1.0, bud) == (budget.excess(gflops, 1.0, bud) <= 0)
