@@ -8,8 +8,8 @@ the node it trained on.
 from __future__ import annotations
 
 import os
+import re
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The head prints the address workers join with ("ray start --address='IP:PORT'"); Ray
+# keeps that line stable because its Java driver parses it too.
+JOIN_LINE = re.compile(r"ray start --address='([^']+)'")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _run(cmd: list[str], env: dict) -> str:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return ANSI.sub("", proc.stdout + proc.stderr)
 
 
 @pytest.fixture
@@ -39,17 +45,19 @@ def cluster_env():
 
 @pytest.fixture
 def cluster(cluster_env):
-    port = _free_port()
     env = cluster_env
     common = ["--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    head = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+    # --port 0: Ray picks a free GCS port itself, so no other process can take it between
+    # choosing and binding (the race a _free_port() helper has).
+    head = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", "0",
             "--include-dashboard", "false", *common]
-    worker = [RAY, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common]
     try:
-        for cmd in (head, worker):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        yield f"127.0.0.1:{port}"
+        out = _run(head, env)
+        match = JOIN_LINE.search(out)
+        assert match, "no join address in the head's output:\n" + out[-2000:]
+        address = match.group(1)
+        _run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common], env)
+        yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 

@@ -132,9 +132,11 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
     assert detail["directions"] == ["maximize", "minimize"]
     assert {a["key"] for a in detail["user_attrs"]} >= {"task", "budget", "baseline_gflops", "backbone"}
 
+    # The trials the kill left RUNNING, read after the kill: the one seen mid-training may
+    # have finished (or been cut by ASHA) before the signal landed, another one not.
     study = optuna.load_study(study_name=NAME, storage=url)
     orphans = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
-    assert running.number in orphans
+    assert orphans, "the SIGKILL left no trial RUNNING:\n" + (tmp_path / "first.log").read_text()[-3000:]
 
     # Without --resume the study is not touched.
     again = subprocess.run([sys.executable, "-m", "search.run", "--spec", str(spec_path)], cwd=REPO,
