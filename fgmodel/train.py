@@ -6,10 +6,10 @@ weights, resume from ``last.pt`` if asked, then per epoch: reseed from (seed, ep
 ``cfg.data.eval_on``, checkpoint atomically, and call ``report(EpochReport)``. A report
 returning True stops the run ("stopped"); a non-finite loss ends it before any update
 ("non_finite"). Because every epoch's randomness (shuffle order, augmentation, dropout)
-depends only on (seed, epoch), a resumed run ends with the same metrics as an
-uninterrupted one on CPU: bit for bit with in-process loading (num_workers 0); with
-persistent loader workers, two runs still agree, but the workers' augmentation RNG is
-seeded once per process, so a resumed run draws different augmentations after the resume.
+depends only on (seed, epoch) -- each sample's augmentation is seeded from (seed, epoch,
+index) by the loader's sampler, so persistent workers remember nothing -- a resumed run
+ends with the same metrics as an uninterrupted one on CPU, bit for bit, with or without
+loader workers.
 
     python -m fgmodel.train --config paper_best --task demo --epochs 3
 """
@@ -89,16 +89,17 @@ def _env_flag(name: str) -> bool:
 def _seed_epoch(seed: int, epoch: int, loader: Any) -> None:
     """Make this epoch's shuffle, augmentation and dropout a function of (seed, epoch) only.
 
-    Workers (num_workers > 0) take their base seed from the reseeded generator when an
-    iterator starts: every epoch for non-persistent workers, only the first for persistent ones.
+    The main process's RNGs (dropout, SCRA) are reseeded; the train loader's `EpochSampler`
+    gets the epoch seed, from which it draws the order and one augmentation seed per
+    sample that the dataset applies wherever the sample is loaded (worker or not).
     """
     s = checkpoint.epoch_seed(seed, epoch)
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
-    for gen in (getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None)):
-        if gen is not None:
-            gen.manual_seed(s)
+    set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(s)
 
 
 def _check_resumable(path: Path, saved: dict[str, Any], cfg: RunConfig) -> None:
@@ -138,7 +139,10 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     """Train `cfg` for ``cfg.optim.epochs`` epochs, reporting after each; see the module doc.
 
     output_dir: where ``last.pt``, ``best.pt``, ``metrics.json`` and ``config.yaml`` go.
-    resume: continue from ``output_dir/last.pt`` when it exists (else start afresh).
+    resume: continue from ``output_dir/last.pt`` when it exists (else start afresh); the
+    resumed run ends with the uninterrupted run's metrics and weights (bit for bit on CPU,
+    whatever ``cfg.data.num_workers``), since every epoch's randomness is reseeded from
+    (seed, epoch) and each sample's augmentation from (seed, epoch, index).
     compile_model: ``torch.compile`` the forward (default: env ``FGMODEL_COMPILE=1``).
     micro_batch: cap on images per forward pass, with gradient accumulation up to
     ``cfg.optim.batch_size`` (default: env ``FGMODEL_MICRO_BATCH``, else the whole batch;
@@ -155,9 +159,7 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
         micro_batch = int(os.environ["FGMODEL_MICRO_BATCH"])
 
     checkpoint.seed_everything(seed)
-    loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")
-    if loaders.num_classes > cfg.num_classes:
-        raise ConfigError("model.num_classes", f"{cfg.num_classes} classes, but the data has {loaders.num_classes}")
+    loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")  # raises on labels beyond the head
     checkpoint.seed_everything(seed)  # the initial weights depend on the seed alone
     model = build_model(cfg.model, cfg.num_classes, device=dev)
     if dev.type == "cuda":

@@ -177,6 +177,19 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def small_demo_root(tmp_path_factory) -> Path:
+    """The demo set at 20 images per class (320 train), for the runs with loader workers."""
+    from fgmodel.data import demo
+
+    root = tmp_path_factory.mktemp("small")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(demo, "PER_CLASS", 20)
+        mp.setattr(demo, "TRAIN_PER_CLASS", 16)
+        assert len(load_task("demo", root).train) == 320
+    return root
+
+
 def demo_config(root: Path, **overrides) -> RunConfig:
     """Dropout, L2SP, augmentation and a stepping scheduler on: resume has to restore them all."""
     base = RunConfig(
@@ -292,6 +305,41 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(demo_root: Path, tmp_pa
     last.write_bytes(last.read_bytes()[:4096])
     with pytest.raises(CheckpointError, match="last.pt"):
         fit(cfg, output_dir=tmp_path / "killed", resume=True)
+
+
+def test_loader_workers_draw_the_same_augmentations_as_in_process_loading(small_demo_root: Path):
+    """Per-sample seeds from the sampler: persistent workers remember nothing between epochs."""
+    from fgmodel.data import build_loaders
+
+    cfg = demo_config(small_demo_root)
+    in_process = build_loaders(cfg, batch_size=64).train
+    workers = build_loaders(cfg.replace(**{"data.num_workers": 2}), batch_size=64).train
+
+    def epoch(loader, s: int) -> list[torch.Tensor]:
+        loader.sampler.set_epoch(s)
+        return [images for images, _, _ in loader]
+
+    first = epoch(workers, 5)
+    assert epoch(workers, 6)[0].shape == first[0].shape
+    again = epoch(workers, 5)  # same persistent workers, a later pass with the same epoch seed
+    reference = epoch(in_process, 5)
+    assert len(first) == len(reference) == 5
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(first, again, reference))
+    assert not torch.equal(epoch(in_process, 6)[0], reference[0])
+
+
+@pytest.mark.slow
+def test_killed_run_with_loader_workers_resumes_to_the_uninterrupted_metrics(small_demo_root: Path, tmp_path: Path):
+    cfg = demo_config(small_demo_root, **{"data.num_workers": 2, "data.val_fraction": 0.25})
+    whole = fit(cfg, output_dir=tmp_path / "whole")
+    with pytest.raises(_Killed):
+        fit(cfg, _kill_after_first_epoch, output_dir=tmp_path / "killed")
+    resumed = fit(cfg, output_dir=tmp_path / "killed", resume=True)
+    assert whole.status == resumed.status == "completed" and len(whole.history) == 2
+    assert _metrics(resumed.history) == _metrics(whole.history)
+    a = checkpoint.load(tmp_path / "whole" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "killed" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow

@@ -125,8 +125,14 @@ def render(seed: int, index: int, label: int) -> Image.Image:
     return Image.fromarray(np.clip(np.asarray(small, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
 
 
-def write(dest: Path, seed: int = SEED, per_class: int = PER_CLASS, train_per_class: int = TRAIN_PER_CLASS) -> None:
-    """Write the dataset in CUB layout into `dest` (the future `CUB_200_2011/` folder)."""
+def write(dest: Path, seed: int = SEED, per_class: int | None = None, train_per_class: int | None = None) -> None:
+    """Write the dataset in CUB layout into `dest` (the future `CUB_200_2011/` folder).
+
+    Sizes default to the module's `PER_CLASS` / `TRAIN_PER_CLASS`, read at call time (tests
+    shrink them).
+    """
+    per_class = PER_CLASS if per_class is None else per_class
+    train_per_class = TRAIN_PER_CLASS if train_per_class is None else train_per_class
     images_dir = dest / "images"
     lines: dict[str, list[str]] = {"images.txt": [], "image_class_labels.txt": [], "train_test_split.txt": []}
     image_id = 0

@@ -10,7 +10,7 @@ silently training on half-decoded pictures (`ImageFile.LOAD_TRUNCATED_IMAGES` st
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,12 +46,39 @@ def load_image(path: str, crop_bottom: int = 0, min_size: int | None = None) -> 
     return rgb
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields `(index, sample_seed)`: a seeded shuffle plus one augmentation seed per sample.
+
+    `set_epoch(seed)` fixes both the order and every sample's seed for the next pass, in
+    the main process; workers (persistent or not) only receive the pairs, so what an
+    item looks like depends on (epoch seed, index) and on nothing a worker remembers.
+    """
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0):
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+
+    def set_epoch(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else range(self.n)
+        seeds = torch.randint(0, 2**62, (self.n,), generator=g).tolist()  # indexed by sample, not position
+        return iter([(i, seeds[i]) for i in order])
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """(image, label, n_bad): a bad file is replaced by the next index that decodes.
 
     Replacement is deterministic (index + 1, + 2, ...), so a run is reproducible, and
     `n_bad` says how many files were skipped to produce this item. Paths are held in a
     numpy array, not a list of Python objects, so forked workers don't copy them on read.
+    The index may be an `(index, seed)` pair (from `EpochSampler`): torch's RNG, which
+    the torchvision transforms draw from, is then seeded with `seed` for this item (in
+    the main process its previous state is restored afterwards, so dropout is unaffected).
     """
 
     def __init__(self, samples: Sequence[Sample], transform: Callable | None = None, min_size: int | None = None):
@@ -78,7 +105,21 @@ class ImageDataset(torch.utils.data.Dataset):
             log.warning("skipping bad image %s: %s", path, exc)
             return None
 
-    def __getitem__(self, index: int) -> tuple[object, int, int]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[object, int, int]:
+        if isinstance(index, tuple):
+            index, seed = index
+            if torch.utils.data.get_worker_info() is not None:  # a worker's RNG is its own
+                torch.manual_seed(seed)
+                return self._item(index)
+            saved = torch.get_rng_state()
+            torch.manual_seed(seed)
+            try:
+                return self._item(index)
+            finally:
+                torch.set_rng_state(saved)
+        return self._item(index)
+
+    def _item(self, index: int) -> tuple[object, int, int]:
         n = len(self)
         for n_bad in range(min(n, MAX_REPLACEMENTS)):
             j = (index + n_bad) % n

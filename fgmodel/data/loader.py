@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from fgmodel.config import RunConfig
 from fgmodel.data.cache import CachedDataset
-from fgmodel.data.images import ImageDataset, collate
+from fgmodel.data.images import EpochSampler, ImageDataset, collate
 from fgmodel.data.registry import Sample, load_task
 from fgmodel.data.split import split_train_val
 
@@ -35,11 +35,14 @@ def _loader(dataset: ImageDataset, batch_size: int, shuffle: bool, workers: int,
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        # train: order and per-sample augmentation seeds from (seed, epoch), see EpochSampler
+        sampler=EpochSampler(len(dataset), shuffle=True, seed=seed) if shuffle else None,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin,
-        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        # its own generator: a (persistent) iterator's start draws the workers' base seed
+        # from it, which must not shift the main process's RNG (dropout) on resume
+        generator=torch.Generator().manual_seed(seed),
         drop_last=False,
         **extra,
     )
@@ -49,6 +52,10 @@ def build_loaders(
     cfg: RunConfig, *, batch_size: int | None = None, pin_memory: bool = False
 ) -> Loaders:
     """Train (shuffled, seeded) and eval loaders yielding (images, labels, n_bad) batches.
+
+    The train loader's sampler is an `EpochSampler`: call ``loaders.train.sampler.set_epoch(s)``
+    before each epoch and its order and augmentations depend on `s` alone, whatever the
+    number of (persistent) workers.
 
     Images are decoded at no less than `cfg.data.image_size` (JPEG draft mode) and then
     go through `fgmodel.augment.build_transforms(cfg)`. With `cfg.data.cache_dir`, they are decoded
