@@ -31,22 +31,24 @@ def decode_error(item: tuple[str, int]) -> str | None:
 
 
 def check(task: str, root: str | Path, workers: int | None = None, progress: bool = True) -> CheckResult:
-    """Load `task` (raises `DatasetNotFound` on a broken layout) and decode every image."""
+    """Load `task` and decode every image.
+
+    Raises `DatasetNotFound` for a missing file and `DatasetError` for a malformed one.
+    """
     data = load_task(task, root)
     items = sorted({(s.path, s.crop_bottom) for s in data.train + data.test})
     workers = workers or os.cpu_count() or 1
     reasons: list[str | None] = []
     with tqdm(total=len(items), desc=f"decoding {task}", unit="img", disable=not progress) as bar:
         if workers == 1:
-            results = map(decode_error, items)
+            for reason in map(decode_error, items):
+                reasons.append(reason)
+                bar.update(1)
         else:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(decode_error, items, chunksize=32)
-        for reason in results:
-            reasons.append(reason)
-            bar.update(1)
-        if workers != 1:
-            pool.shutdown()
+            with ProcessPoolExecutor(max_workers=workers) as pool:  # shut down on any error too
+                for reason in pool.map(decode_error, items, chunksize=32):
+                    reasons.append(reason)
+                    bar.update(1)
     bad = [(path, reason) for (path, _), reason in zip(items, reasons) if reason is not None]
     counts = {"train": len(data.train), "test": len(data.test), "classes": len(data.classes)}
     return CheckResult(counts, bad)
