@@ -8,7 +8,7 @@ import urllib.error
 
 from fgmodel.data.check import check
 from fgmodel.data.download import ARCHIVES, ChecksumError, UnsafeArchive, download
-from fgmodel.data.registry import load_task
+from fgmodel.data.registry import DatasetError, DatasetNotFound, load_task
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ChecksumError, UnsafeArchive, urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError) as exc:
+    except (DatasetNotFound, DatasetError, FileNotFoundError, ValueError) as exc:  # the layout or a list file
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = result.counts

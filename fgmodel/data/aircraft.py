@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torchvision.datasets import FGVCAircraft
 
-from fgmodel.data.registry import Sample, TaskData, check_counts, find_root, require
+from fgmodel.data.registry import DatasetError, Sample, TaskData, check_counts, find_root, require
 
 TOP = "fgvc-aircraft-2013b"
 BANNER_ROWS = 20
@@ -21,8 +21,25 @@ OFFICIAL = {"train": 6667, "test": 3333}
 OFFICIAL_CLASSES = 100
 
 
+def _malformed(data: Path, split: str, exc: Exception) -> DatasetError:
+    """The line of `images_variant_<split>.txt` that torchvision's parser tripped on."""
+    path = data / f"images_variant_{split}.txt"
+    variants = {line.strip() for line in (data / "variants.txt").read_text(encoding="utf-8").splitlines()}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.strip().split(" ", 1)
+            if len(parts) != 2:
+                return DatasetError(path, lineno, f"expected '<image id> <variant>', got {line.strip()!r}")
+            if parts[1] not in variants:
+                return DatasetError(path, lineno, f"variant {parts[1]!r} is not in variants.txt")
+    return DatasetError(path, None, f"unreadable ({type(exc).__name__}: {exc})")
+
+
 def _split(parent: Path, split: str) -> tuple[list[Sample], list[str]]:
-    ds = FGVCAircraft(str(parent), split=split, annotation_level="variant", download=False)
+    try:
+        ds = FGVCAircraft(str(parent), split=split, annotation_level="variant", download=False)
+    except (KeyError, ValueError) as exc:
+        raise _malformed(parent / TOP / "data", split, exc) from None
     samples = [Sample(str(p), int(y), BANNER_ROWS) for p, y in zip(ds._image_files, ds._labels)]
     return samples, list(ds.classes)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fgmodel.data.registry import Sample, TaskData, check_counts, find_root, require
+from fgmodel.data.registry import DatasetError, Sample, TaskData, check_counts, find_root, int_id, read_rows, require
 
 TOP = "foodx"
 FILES = ("class_list.txt", "train_info.csv", "val_info.csv", "train_set", "val_set")
@@ -18,24 +18,38 @@ OFFICIAL = {"train": 118475, "test": 11994}
 OFFICIAL_CLASSES = 251
 
 
-def _read(csv_path: Path, image_dir: Path) -> list[Sample]:
+def _read(csv_path: Path, image_dir: Path, class_ids: set[int], first: int) -> list[Sample]:
+    samples = []
     with open(csv_path, newline="", encoding="utf-8") as f:
-        return [Sample(str(image_dir / row[0].strip()), int(row[1])) for row in csv.reader(f) if row]
+        for lineno, row in enumerate(csv.reader(f), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 2 or not row[0].strip():
+                raise DatasetError(csv_path, lineno, f"expected '<image>,<class id>', got {','.join(row)!r}")
+            label = int_id(csv_path, lineno, row[1].strip(), "class id")
+            if label not in class_ids:
+                raise DatasetError(csv_path, lineno, f"class id {label} is not in class_list.txt")
+            samples.append(Sample(str(image_dir / row[0].strip()), label - first))
+    return samples
 
 
 def load(root: str | Path, task: str = "foodx") -> TaskData:
+    """Raises `DatasetNotFound` for a missing file, `DatasetError` for a malformed one."""
     base = find_root(root, TOP, "class_list.txt", task)
     require(base, FILES, task, root)
-    rows = {}
-    with open(base / "class_list.txt", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                key, name = line.strip().split(" ", 1)
-                rows[int(key)] = name.strip()
+    path = base / "class_list.txt"
+    rows: dict[int, str] = {}
+    for lineno, key, name in read_rows(path):
+        class_id = int_id(path, lineno, key, "class id")
+        if class_id in rows:
+            raise DatasetError(path, lineno, f"class id {class_id} listed twice")
+        rows[class_id] = name
+    if not rows:
+        raise DatasetError(path, None, "no classes listed")
     first = min(rows)  # 0 in the official file
     classes = [rows[i] for i in sorted(rows)]
-    train = [s._replace(label=s.label - first) for s in _read(base / "train_info.csv", base / "train_set")]
-    test = [s._replace(label=s.label - first) for s in _read(base / "val_info.csv", base / "val_set")]
+    train = _read(base / "train_info.csv", base / "train_set", set(rows), first)
+    test = _read(base / "val_info.csv", base / "val_set", set(rows), first)
     if len(classes) == OFFICIAL_CLASSES:
         check_counts("FoodX-251", {"train": len(train), "test": len(test)}, OFFICIAL)
     return TaskData(train, test, classes)

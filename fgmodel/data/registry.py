@@ -36,6 +36,45 @@ class DatasetNotFound(FileNotFoundError):
             f"python -m fgmodel.data download {task} --root {root}"
         )
 
+    def __reduce__(self):  # rebuilt from its own arguments (e.g. sent back from a Ray worker)
+        return type(self), (self.task, self.missing, self.root)
+
+
+class DatasetError(ValueError):
+    """A dataset file is malformed; the message names the file and the line."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.line, self.problem)
+
+
+def read_rows(path: Path) -> list[tuple[int, str, str]]:
+    """`<id> <rest of line>` rows as (line number, id, rest); blank lines skipped.
+
+    The rest may itself hold spaces. A line without both parts raises `DatasetError`.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(None, 1)
+            if len(parts) != 2:
+                raise DatasetError(path, lineno, f"expected '<id> <value>', got {line.strip()!r}")
+            rows.append((lineno, parts[0], parts[1].strip()))
+    return rows
+
+
+def int_id(path: Path, lineno: int, text: str, what: str = "id") -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DatasetError(path, lineno, f"{what} {text!r} is not an integer") from None
+
 
 def find_root(root: str | Path, top: str, marker: str, task: str) -> Path:
     """Resolve `root` given as the archive's top folder or as its parent.
