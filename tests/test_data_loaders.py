@@ -120,3 +120,76 @@ def test_count_mismatch_warns_only_when_complete(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(aircraft, "OFFICIAL_CLASSES", 3)
     with pytest.warns(UserWarning, match="FGVC-Aircraft 2013b: train has 6 images, official 6667"):
         load_task("aircraft", tmp_path)
+
+
+def test_cub_aircraft_checks_cub_and_the_combined_counts(tmp_path: Path, monkeypatch):
+    from fgmodel.data import cub_aircraft
+
+    make_cub(tmp_path, per_class=(3, 4, 5))  # 7 train, 5 test
+    make_aircraft(tmp_path, trainval=2, test=1)  # 6 trainval, 3 test
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # partial sets: nothing checked
+        load_task("cub_aircraft", tmp_path)
+    monkeypatch.setattr(cub, "OFFICIAL_CLASSES", 3)
+    monkeypatch.setattr(aircraft, "OFFICIAL_CLASSES", 3)
+    monkeypatch.setattr(cub_aircraft, "OFFICIAL_CLASSES", 6)
+    with pytest.warns(UserWarning) as caught:
+        data = load_task("cub_aircraft", tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("CUB-200-2011: train has 7 images, official 5994") for m in messages)  # CUB inside
+    assert "CUB-200-2011 + FGVC-Aircraft: train has 13 images, official 12661, test has 8 images, official 9127" in messages
+    assert len(data.train) == 13
+    monkeypatch.setattr(cub, "OFFICIAL", {"train": 7, "test": 5})
+    monkeypatch.setattr(aircraft, "OFFICIAL", {"train": 6, "test": 3})
+    monkeypatch.setattr(cub_aircraft, "OFFICIAL", {"train": 13, "test": 9})
+    with pytest.warns(UserWarning) as caught:
+        load_task("cub_aircraft", tmp_path)
+    assert [str(w.message) for w in caught] == ["CUB-200-2011 + FGVC-Aircraft: test has 8 images, official 9"]
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("task, file, old, new, expected", [
+    ("cub", "CUB_200_2011/image_class_labels.txt", "3 1\n", "", r"image_class_labels.txt: no row for image id 3 \(images.txt line 3\)"),
+    ("cub", "CUB_200_2011/train_test_split.txt", "2 0\n", "2 x\n", r"train_test_split.txt, line 2: expected 0 or 1, got 'x'"),
+    ("cub", "CUB_200_2011/images.txt", "4 ", "four ", r"images.txt, line 4: id 'four' is not an integer"),
+    ("cub", "CUB_200_2011/image_class_labels.txt", "1 1\n", "1 9\n", r"image_class_labels.txt, line 1: class id 9 is not in classes.txt"),
+    ("cub", "CUB_200_2011/classes.txt", "2 002.Bird_B", "2", r"classes.txt, line 2: expected '<id> <value>', got '2'"),
+    ("foodx", "foodx/train_info.csv", "train_000002.jpg,0", "train_000002.jpg", r"train_info.csv, line 2: expected '<image>,<class id>'"),
+    ("foodx", "foodx/val_info.csv", "val_000004.jpg,0", "val_000004.jpg,zero", r"val_info.csv, line 1: class id 'zero' is not an integer"),
+    ("foodx", "foodx/train_info.csv", "train_000002.jpg,0", "train_000002.jpg,7", r"train_info.csv, line 2: class id 7 is not in class_list.txt"),
+    ("aircraft", "fgvc-aircraft-2013b/data/images_variant_test.txt", "Boeing 737-700", "Boeing 737-7000", r"images_variant_test.txt, line 2: variant 'Boeing 737-7000' is not in variants.txt"),
+    ("cub_aircraft", "fgvc-aircraft-2013b/data/images_variant_trainval.txt", "1000001 Cessna 172", "1000001", r"images_variant_trainval.txt, line 1: expected '<image id> <variant>'"),
+])
+def test_malformed_list_files_raise_one_error_naming_file_and_line(tmp_path: Path, capsys, task, file, old, new, expected):
+    from fgmodel.data import DatasetError
+    from fgmodel.data.__main__ import main
+
+    make_cub(tmp_path, per_class=(3, 4))
+    make_aircraft(tmp_path)
+    make_foodx(tmp_path / "foodx")
+    load_task(task, tmp_path)  # well-formed first
+    _rewrite(tmp_path / file, old, new)
+    with pytest.raises(DatasetError, match=expected):
+        load_task(task, tmp_path)
+    assert main(["check", task, "--root", str(tmp_path), "--no-progress", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_dataset_errors_survive_pickling():
+    """They travel from a Ray worker to the driver by pickle."""
+    import pickle
+
+    from fgmodel.data import DatasetError
+
+    for exc in (DatasetNotFound("cub", "/d/CUB_200_2011/images.txt", "/d"),
+                DatasetError("/d/x.txt", 3, "bad row"), DatasetError("/d/x.txt", None, "empty")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and back.args == exc.args
+    back = pickle.loads(pickle.dumps(DatasetNotFound("cub", "/d/m", "/d")))
+    assert (back.task, back.missing, back.root) == ("cub", "/d/m", "/d") and isinstance(back, FileNotFoundError)

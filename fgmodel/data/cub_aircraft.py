@@ -9,10 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fgmodel.data import aircraft, cub
-from fgmodel.data.registry import Sample, TaskData
+from fgmodel.data.registry import Sample, TaskData, check_counts
+
+OFFICIAL = {"train": 12661, "test": 9127}
+OFFICIAL_CLASSES = 300
 
 
 def load(root: str | Path) -> TaskData:
+    """Each part checks its own official counts; the combined totals are checked here."""
     birds = cub.load(root, task="cub_aircraft")
     planes = aircraft.load(root, task="cub_aircraft")
     offset = len(birds.classes)
@@ -20,8 +24,11 @@ def load(root: str | Path) -> TaskData:
     def shifted(samples: list[Sample]) -> list[Sample]:
         return [s._replace(label=s.label + offset) for s in samples]
 
-    return TaskData(
+    data = TaskData(
         birds.train + shifted(planes.train),
         birds.test + shifted(planes.test),
         birds.classes + planes.classes,
     )
+    if len(data.classes) == OFFICIAL_CLASSES:
+        check_counts("CUB-200-2011 + FGVC-Aircraft", {"train": len(data.train), "test": len(data.test)}, OFFICIAL)
+    return data
