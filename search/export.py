@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.config import RunConfig, dump_yaml, from_dict
@@ -88,18 +89,22 @@ def export(
 ) -> RunConfig:
     """Write the chosen trial's config, set to evaluate on the test set, to ``out_path``."""
     config = trial_config(choose(study, trial, pick)).replace(**{"data.eval_on": "test"})
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, out_path)
+    write_config(config, out_path)
     return config
 
 
-def load(study_dir: str | Path) -> optuna.Study:
-    """`open_study` with a one-line error when the storage holds no such study."""
+def write_config(config: RunConfig, out_path: str | Path) -> None:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, out_path)
+
+
+def load(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
+    """`open_study` (``storage`` overrides study.json's URL) with a one-line error when it holds no such study."""
     if not Path(study_dir).is_dir():
         raise FileNotFoundError(f"study directory {study_dir} does not exist")
     try:
-        return open_study(study_dir)
+        return open_study(study_dir, storage)
     except KeyError:
         raise FileNotFoundError(f"the storage named in {study_dir} holds no such study (see its study.json)") from None
 
@@ -107,6 +112,8 @@ def load(study_dir: str | Path) -> optuna.Study:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m search.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, help="study directory written by search.run")
+    parser.add_argument("--storage", help="the study's storage URL, overriding study.json (needed when it holds a password, "
+                                          "which study.json stores masked)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export this trial number")
     which.add_argument("--pick", choices=PICKS, default="max-acc", help="choose from the Pareto front (default: max-acc)")
@@ -114,10 +121,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = load(args.study)
+        study = load(args.study, args.storage)
         chosen = choose(study, args.trial, args.pick)
-        export(study, args.out, trial=chosen.number)
-    except (ValueError, FileNotFoundError) as exc:
+        config = trial_config(chosen).replace(**{"data.eval_on": "test"})
+        write_config(config, args.out)
+    except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     how = f"trial {chosen.number}" if args.trial is not None else f"{args.pick} pick: trial {chosen.number}"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
@@ -270,13 +271,15 @@ def write_reports(study: optuna.Study, study_dir: str | Path) -> ReportPaths:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m search.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, help="study directory written by search.run")
+    parser.add_argument("--storage", help="the study's storage URL, overriding study.json (needed when it holds a password, "
+                                          "which study.json stores masked)")
     parser.add_argument("--out", help="where to write the reports (default: the study directory)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = load(args.study)
+        study = load(args.study, args.storage)
         paths = write_reports(study, args.out or args.study)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(paths.table)

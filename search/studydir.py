@@ -2,6 +2,8 @@
 
 The directory holds ``study.json`` with the storage URL and study name, so `report` and
 `export` find a study kept in SQLite beside it or in a PostgreSQL / MySQL server alike.
+The URL is written with its password masked (``***``); for such a study, pass the full
+URL to report / export with ``--storage URL``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy
@@ -32,6 +33,8 @@ def default_storage(study_dir: str | Path) -> str:
 
 
 def write_pointer(study_dir: str | Path, pointer: StudyPointer) -> None:
+    """Write ``study.json``; a password in the URL is masked, never stored in clear."""
+    pointer = StudyPointer(storage=display_url(pointer.storage), study_name=pointer.study_name)
     path = Path(study_dir) / POINTER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -47,32 +50,84 @@ def read_pointer(study_dir: str | Path) -> StudyPointer:
         raise FileNotFoundError(f"{path} not found: is {study_dir} a study directory written by search.run?") from None
 
 
+class StorageError(ValueError):
+    """The storage URL cannot be opened; the message is one line saying what to do."""
+
+
+# Which package provides a missing database driver module, for the one-line error.
+DRIVER_PACKAGES = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "mysql": "mysql-connector-python",
+}
+
+
+def display_url(url: str) -> str:
+    """The URL with its password masked, for logs and study.json."""
+    try:
+        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
 def storage_for(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage; SQLite gets WAL and a busy timeout so the dashboard can read while the driver writes.
 
     WAL lets readers (optuna-dashboard, ``optuna.load_study``) and the one writer (the
     search driver) work at once; the 30 s busy timeout absorbs the short exclusive
     moments (checkpoints, schema creation) instead of raising "database is locked".
+    Every connection of the pool is made by `_sqlite_connect`, so each one, the first
+    included (Optuna creates the schema with it), has the busy timeout and
+    ``synchronous=NORMAL``. Raises `StorageError` (one line) when the URL is malformed,
+    its database driver is not installed or the database cannot be reached.
     """
-    if not url.startswith("sqlite:///"):
-        return optuna.storages.RDBStorage(url)
-    path = Path(url[len("sqlite:///") :])
-    if str(path) != ":memory:":
+    try:
+        if not url.startswith("sqlite:///"):
+            return optuna.storages.RDBStorage(url)
+        path = Path(url[len("sqlite:///") :])
+        if str(path) == ":memory:":
+            return optuna.storages.RDBStorage(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as db:
+        with contextlib.closing(_sqlite_connect(path)) as db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection uses it
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
-    sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
-    return storage
+        return optuna.storages.RDBStorage(url, engine_kwargs={"creator": lambda: _sqlite_connect(path)})
+    except ImportError as exc:
+        raise StorageError(_missing_driver(url, exc)) from None
+    except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open the storage {display_url(url)}: {_first_line(exc)}") from None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, and a commit is no fsync
-    cursor.close()
+def _sqlite_connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, and a commit is no fsync
+    return db
 
 
-def open_study(study_dir: str | Path) -> optuna.Study:
+def _missing_driver(url: str, exc: ImportError) -> str:
+    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+    module = getattr(cause, "name", None) or ""
+    package = DRIVER_PACKAGES.get(module.split(".")[0])
+    what = f"pip install {package}" if package else "install the SQLAlchemy driver its URL names"
+    named = f" (no module {module!r})" if module else ""
+    return f"the storage {display_url(url)} needs a database driver that is not installed{named}: {what}"
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def open_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
+    """The study ``study.json`` names, in its storage or in ``storage`` (a URL) when given."""
     pointer = read_pointer(study_dir)
-    return optuna.load_study(study_name=pointer.study_name, storage=storage_for(pointer.storage))
+    url = storage or pointer.storage
+    if storage is None and ":***@" in url:
+        raise StorageError(f"{Path(study_dir) / POINTER_FILE} holds the storage URL with its password masked "
+                           f"({url}): pass the full URL with --storage")
+    return optuna.load_study(study_name=pointer.study_name, storage=storage_for(url))
