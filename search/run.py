@@ -33,15 +33,27 @@ from search import budget as budget_mod
 from search import spec as spec_mod
 from search.searcher import DRIVER_DIED, INTERRUPTED, METRIC, StudySearcher, counted_trials
 from search.spec import StudySpec
-from search.studydir import StudyPointer, default_storage, storage_for, write_pointer
+from search.studydir import StudyPointer, default_storage, display_url, storage_for, write_pointer
 
 DIRECTIONS = ["maximize", "minimize"]  # [val_top1, gflops]
-# Spec fields whose change would make a resumed study mix incomparable trials.
-FIXED_ON_RESUME = ("task", "backbone", "image_size", "epochs", "budget", "space")
+# Spec fields whose change would make a resumed study mix incomparable trials (the
+# ``config:`` overrides and the effective pretrained weights are held fixed through the
+# stored base config, see check_resume).
+FIXED_ON_RESUME = ("task", "base", "backbone", "image_size", "epochs", "budget", "space", "seed")
+# Base-config fields a resume may change: where the data is and how it is read, not what it is.
+FREE_ON_RESUME = ("data.root", "data.num_workers", "data.cache_dir")
 
 
 class StudyExists(ValueError):
     pass
+
+
+class Interrupted(Exception):
+    """Ctrl-C before Ray started (data check, FLOPs, opening the study)."""
+
+    def __init__(self, study_created: bool):
+        super().__init__("interrupted before the trials started")
+        self.study_created = study_created
 
 
 @dataclass
@@ -54,7 +66,10 @@ class Outcome:
 
 
 def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """TPE (multivariate, constant liar for parallel trials) or NSGA-II.
+    """TPE: multivariate and grouped (the conditional params, L2SP lambda and the SCRA
+    kernel, are modelled jointly with the choices they depend on), constant liar for
+    parallel trials. (NSGA-II is not offered: it learns only from COMPLETE trials, so it
+    would never see the budget of the over-budget trials the searcher prunes.)
 
     The FLOPs constraint reaches the sampler through ``trial.set_constraint`` in the
     searcher (Optuna 5's replacement of the deprecated ``constraints_func``), set when the
@@ -64,9 +79,7 @@ def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseS
     seed = spec.seed + seed_offset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if spec.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
-        return optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
 
 
 def measure_fn() -> Callable[[RunConfig], tuple[float, int]]:
@@ -86,27 +99,77 @@ def check_data(base: RunConfig) -> None:
     load_task(base.data.task, base.data.root)
 
 
-def open_study(spec: StudySpec, url: str, *, resume: bool) -> optuna.Study:
+def resolve_pretrained(base: RunConfig, log: Callable[[str], None] = print) -> tuple[RunConfig, str]:
+    """Settle the pretrained weights once, in the driver, so every trial starts alike.
+
+    Returns the base config every trial gets and the weights' effective source. With
+    ``model.pretrained: none`` this costs nothing. Otherwise the model is built once on
+    the CPU: weights that load are kept (and a trial that cannot load them later fails
+    loudly rather than training from random init); weights that cannot be had end the
+    run (`PretrainedUnavailable`, one line) unless ``pretrained_fallback``, which prints one
+    warning here and sets ``model.pretrained: none`` for the whole study.
+    """
+    if base.model.pretrained == "none":
+        return base, "none"
+    from fgmodel.model import PretrainedUnavailable, build_model
+
+    strict = base.replace(**{"model.pretrained_fallback": False})
+    try:
+        build_model(strict.model, strict.num_classes, device="cpu")
+    except PretrainedUnavailable as exc:
+        if not base.model.pretrained_fallback:
+            raise
+        log(f"warning: {exc}; every trial trains from random init (pretrained_fallback)")
+        return base.replace(**{"model.pretrained": "none"}), f"none (fallback: {base.model.pretrained} unavailable)"
+    return strict, base.model.pretrained
+
+
+def check_resume(attrs: dict[str, Any], spec: StudySpec, base: RunConfig) -> None:
+    """Refuse a resume whose spec or base config differs from the study's (`ConfigError` naming the field)."""
+    for key in FIXED_ON_RESUME:
+        was = attrs.get(key)
+        now = getattr(spec, key)
+        if was is not None and was != now:
+            raise ConfigError(key, f"the study was created with {was!r}, not {now!r}; resume with the same value or start a new --name")
+    stored = attrs.get("base_config")
+    if stored is None:
+        return
+    was, now = _flatten(stored), _flatten(to_dict(base))
+    for key in sorted(set(was) | set(now)):
+        if key not in FREE_ON_RESUME and was.get(key, "<unset>") != now.get(key, "<unset>"):
+            raise ConfigError(key, f"the study was created with {was.get(key, '<unset>')!r}, now {now.get(key, '<unset>')!r} "
+                                   f"(spec, its config: block or the pretrained weights); resume with the same value or start a new --name")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"root": x}}`` -> ``{"data.root": x}``; tuples as lists (the attr went through JSON)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def open_study(spec: StudySpec, url: str, *, resume: bool, base: RunConfig | None = None) -> optuna.Study:
     storage = storage_for(url)
     names = optuna.get_all_study_names(storage)
     name = spec.study_name
     if name in names and not resume:
         raise StudyExists(
-            f"study {name!r} already exists in {_display_url(url)}: pass --resume to continue it, "
+            f"study {name!r} already exists in {display_url(url)}: pass --resume to continue it, "
             f"or --name NEW for a fresh study"
         )
     if name not in names and resume:
-        raise StudyExists(f"no study {name!r} in {_display_url(url)} to resume; run without --resume to start it")
+        raise StudyExists(f"no study {name!r} in {display_url(url)} to resume; run without --resume to start it")
     if not resume:
         return optuna.create_study(
             study_name=name, storage=storage, directions=DIRECTIONS, sampler=make_sampler(spec)
         )
     study = optuna.load_study(study_name=name, storage=storage)
-    for key in FIXED_ON_RESUME:
-        was = study.user_attrs.get(key)
-        now = getattr(spec, key)
-        if was is not None and was != now:
-            raise ConfigError(key, f"the study was created with {was!r}, not {now!r}; resume with the same value or start a new --name")
+    check_resume(study.user_attrs, spec, base if base is not None else spec.base_config())
     study.sampler = make_sampler(spec, seed_offset=len(study.get_trials(deepcopy=False)))
     return study
 
@@ -134,10 +197,15 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
             study.enqueue_trial(frozen.params, user_attrs=attrs)
 
 
-def set_study_attrs(study: optuna.Study, spec: StudySpec, base: RunConfig, baseline_gflops: float) -> None:
+def set_study_attrs(
+    study: optuna.Study, spec: StudySpec, base: RunConfig, baseline_gflops: float, pretrained: str = "none"
+) -> None:
     attrs = {
         "task": spec.task,
+        "base": spec.base,
         "backbone": spec.backbone,
+        "pretrained": pretrained,  # the weights' effective source (see resolve_pretrained)
+        "seed": spec.seed,
         "image_size": spec.image_size,
         "epochs": spec.epochs,
         "budget": spec.budget,
@@ -148,12 +216,6 @@ def set_study_attrs(study: optuna.Study, spec: StudySpec, base: RunConfig, basel
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
-
-
-def _display_url(url: str) -> str:
-    import sqlalchemy
-
-    return sqlalchemy.make_url(url).render_as_string(hide_password=True)
 
 
 def _ray_init(spec: StudySpec, verbose: bool) -> bool:
@@ -201,32 +263,37 @@ def run_search(
     import spaces
 
     spaces.get(spec.space)  # unknown space: one line, before anything starts
-    base = spec.base_config()
-    check_data(base)
-    from fgmodel import flops
+    study = None
+    try:
+        base = spec.base_config()
+        check_data(base)
+        base, pretrained = resolve_pretrained(base, log)
+        from fgmodel import flops
 
-    baseline_gflops = float(flops.baseline(base.model, base.num_classes, image_size=spec.image_size).gflops)
+        baseline_gflops = float(flops.baseline(base.model, base.num_classes, image_size=spec.image_size).gflops)
 
-    study_dir = spec.directory
-    study_dir.mkdir(parents=True, exist_ok=True)
-    url = spec.storage or default_storage(study_dir)
-    study = open_study(spec, url, resume=resume)
-    write_pointer(study_dir, StudyPointer(storage=url, study_name=spec.study_name))
-    if not resume:
-        set_study_attrs(study, spec, base, baseline_gflops)
-        if spec.paper:
-            for label, params in spaces.paper_rows(spec.space, base):
-                study.enqueue_trial(params, user_attrs={"paper_row": label})
-    else:
-        left = recover_left_over(study, DRIVER_DIED)
-        if left:
-            log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: FAIL, queued again")
+        study_dir = spec.directory
+        study_dir.mkdir(parents=True, exist_ok=True)
+        url = spec.storage or default_storage(study_dir)
+        study = open_study(spec, url, resume=resume, base=base)
+        write_pointer(study_dir, StudyPointer(storage=url, study_name=spec.study_name))
+        if not resume:
+            set_study_attrs(study, spec, base, baseline_gflops, pretrained)
+            if spec.paper:
+                for label, params in spaces.paper_rows(spec.space, base):
+                    study.enqueue_trial(params, user_attrs={"paper_row": label})
+        else:
+            left = recover_left_over(study, DRIVER_DIED)
+            if left:
+                log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: FAIL, queued again")
+    except KeyboardInterrupt:
+        raise Interrupted(study_created=study is not None) from None
 
     remaining = spec.trials - counted_trials(study)
     limit = budget_mod.limit(baseline_gflops, spec.budget)
     log(f"study {spec.study_name!r}: {spec.trials} trials ({max(remaining, 0)} to run), {spec.concurrency} at a time, "
         f"{spec.epochs} epochs max; baseline {baseline_gflops:.4g} GFLOPs, budget limit {limit:.4g} GFLOPs")
-    log(f"dashboard: optuna-dashboard {shlex.quote(_display_url(url))}")
+    log(f"dashboard: optuna-dashboard {shlex.quote(display_url(url))}")
 
     searcher = None
     interrupted = False
@@ -371,17 +438,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import sqlalchemy
+
     from fgmodel.data import DatasetNotFound
 
+    resume_command = _resume_command(argv)
     try:
         spec = spec_mod.load(args.task or args.spec, {k: getattr(args, k) for k in OVERRIDES})
-        resume_command = _resume_command(argv)
         outcome = run_search(spec, resume=args.resume, verbose=args.verbose, resume_command=resume_command)
+        finish(outcome, spec, resume_command)
+    except Interrupted as exc:
+        again = resume_command if exc.study_created and not args.resume else shlex.join(["python", "-m", "search.run", *argv])
+        print(f"interrupted before the trials started; run again with: {again}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (ConfigError, StudyExists, DatasetNotFound, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    finish(outcome, spec, resume_command)
+    except ConnectionError as exc:  # ray.init with an --address it cannot reach
+        print(f"error: cannot reach the Ray cluster {args.address or ''}: {_first_line(exc)}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # the storage went away during the search
+        print(f"error: storage: {_first_line(exc)}", file=sys.stderr)
+        return 2
     return 130 if outcome.interrupted else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

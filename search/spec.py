@@ -22,6 +22,27 @@ from fgmodel.tasks import NUM_CLASSES
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
+SAMPLERS = ("tpe",)
+UNSUPPORTED_SAMPLERS = {
+    "nsga2": "Optuna's NSGA-II learns only from COMPLETE trials, so it never sees the FLOPs budget "
+             "of the over-budget trials the search prunes; use 'tpe'",
+}
+# Run-config keys the spec's ``config:`` block may not set: each has its own spec field
+# (which base_config applies and resume checks), or would make the search select on the
+# test set.
+GUARDED_CONFIG_KEYS = {
+    "data.task": "set by the spec's task field, not in config:",
+    "data.root": "set by the spec's data_root field (or --data-root), not in config:",
+    "data.image_size": "set by the spec's image_size field (or --image-size), not in config:",
+    "data.eval_on": "the search always selects on the validation split, never the test set; not settable in config:",
+    "model.backbone": "set by the spec's backbone field (or --backbone), not in config:",
+    "model.pretrained": "set by the spec's pretrained field, not in config:",
+    "model.pretrained_fallback": "set by the spec's pretrained_fallback field, not in config:",
+    "model.num_classes": "follows the spec's task, not settable in config:",
+    "optim.epochs": "set by the spec's epochs field (or --epochs), not in config:",
+    "optim.seed": "set by the spec's seed field (or --seed), not in config:",
+}
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -39,7 +60,7 @@ class StudySpec:
     budget: float = 0.05  # allowed GFLOPs over the baseline (same backbone, no SCRA)
     space: str = "default"
     paper: bool = True  # enqueue the paper's Table 1 rows first
-    sampler: str = "tpe"  # "tpe" or "nsga2"
+    sampler: str = "tpe"  # "tpe" only (see SAMPLERS)
     grace_period: int = 3  # ASHA: epochs before the first cut
     reduction_factor: int = 3  # ASHA: keep the top 1/rf at each rung
     retries: int = 0  # Ray re-runs of a trial that raised before it is FAIL
@@ -69,8 +90,12 @@ class StudySpec:
             raise ConfigError("budget", f"must be >= 0, got {self.budget}")
         if self.retries < 0:
             raise ConfigError("retries", f"must be >= 0, got {self.retries}")
-        if self.sampler not in ("tpe", "nsga2"):
-            raise ConfigError("sampler", f"must be 'tpe' or 'nsga2', got {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            why = f" ({UNSUPPORTED_SAMPLERS[self.sampler]})" if self.sampler in UNSUPPORTED_SAMPLERS else ""
+            raise ConfigError("sampler", f"must be {' or '.join(map(repr, SAMPLERS))}, got {self.sampler!r}{why}")
+        for key in _dotted(self.config):
+            if key in GUARDED_CONFIG_KEYS:
+                raise ConfigError(f"config.{key}", GUARDED_CONFIG_KEYS[key])
 
     @property
     def study_name(self) -> str:
@@ -109,6 +134,15 @@ class StudySpec:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}
+
+
+def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of ``config:``, nested sections (``data: {eval_on: ...}``) spelled out."""
+    keys = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        keys.extend(_dotted(value, name + ".") if isinstance(value, Mapping) else [name])
+    return keys
 
 
 def to_dict(spec: StudySpec) -> dict[str, Any]:

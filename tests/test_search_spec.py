@@ -95,3 +95,123 @@ def test_resume_command_repeats_the_flags():
     cmd = run._resume_command(["--task", "demo", "--trials", "20", "--name", "my run"])
     assert cmd == "python -m search.run --task demo --trials 20 --name 'my run' --resume"
     assert run._resume_command(["--task", "demo", "--resume"]).count("--resume") == 1
+
+
+def test_nsga2_is_rejected_with_the_reason(tmp_path):
+    path = tmp_path / "nsga2.yaml"
+    path.write_text("task: demo\nsampler: nsga2\n")
+    with pytest.raises(ConfigError) as info:
+        spec.load(path)
+    assert info.value.field == "sampler" and "COMPLETE" in str(info.value) and "tpe" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["data.eval_on", "data.task", "data.root", "data.image_size", "optim.epochs", "optim.seed", "model.backbone",
+     "model.pretrained", "model.pretrained_fallback", "model.num_classes"],
+)
+def test_config_block_cannot_override_guarded_fields(tmp_path, key):
+    path = tmp_path / "guarded.yaml"
+    path.write_text(f"task: demo\nconfig:\n  {key}: test\n")
+    with pytest.raises(ConfigError) as info:
+        spec.load(path)
+    assert info.value.field == f"config.{key}" and "\n" not in str(info.value)
+
+
+def test_config_block_nested_sections_are_guarded_too(tmp_path):
+    path = tmp_path / "nested.yaml"
+    path.write_text("task: demo\nconfig:\n  data:\n    eval_on: test\n")
+    with pytest.raises(ConfigError, match="test set") as info:
+        spec.load(path)
+    assert info.value.field == "config.data.eval_on"
+
+
+def test_guarded_key_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "guarded.yaml"
+    path.write_text("task: demo\nconfig:\n  data.eval_on: test\n")
+    assert run.main(["--spec", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: config.data.eval_on:") and "\n" not in err
+
+
+def _attrs(s, base):
+    return {"task": s.task, "base": s.base, "backbone": s.backbone, "image_size": s.image_size, "epochs": s.epochs,
+            "budget": s.budget, "space": s.space, "seed": s.seed, "base_config": run.to_dict(base)}
+
+
+def test_resume_with_the_same_spec_passes(tmp_path):
+    s = spec.load("demo")
+    attrs = _attrs(s, s.base_config())
+    moved = s.replace(data_root=str(tmp_path), config={**s.config, "data.num_workers": 3})  # where, not what
+    run.check_resume(attrs, moved, moved.base_config())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"seed": 7}, "seed"),
+        ({"base": "paper_best"}, "base"),
+        ({"config": {"optim.lr": 0.01}}, "optim.lr"),
+        ({"config": {"data.val_fraction": 0.3}}, "data.val_fraction"),
+        ({"pretrained": "/no/such/weights.safetensors"}, "model.pretrained"),
+    ],
+)
+def test_resume_refuses_a_changed_meaning(change, field):
+    s = spec.load("demo")
+    attrs = _attrs(s, s.base_config())
+    if "config" in change:
+        change = {"config": {**s.config, **change["config"]}}
+    changed = s.replace(**change)
+    with pytest.raises(ConfigError) as info:
+        run.check_resume(attrs, changed, changed.base_config())
+    assert info.value.field == field and "\n" not in str(info.value)
+
+
+def test_pretrained_none_costs_nothing(monkeypatch):
+    import fgmodel.model
+
+    monkeypatch.setattr(fgmodel.model, "build_model", lambda *a, **k: pytest.fail("built a model"))
+    base = spec.load("demo").base_config()
+    assert run.resolve_pretrained(base, log=pytest.fail) == (base, "none")
+
+
+def test_unavailable_pretrained_falls_back_once_in_the_driver(tmp_path):
+    lines = []
+    base = spec.load("demo").replace(pretrained=str(tmp_path / "missing.safetensors")).base_config()
+    resolved, source = run.resolve_pretrained(base, log=lines.append)
+    assert resolved.model.pretrained == "none" and source.startswith("none (fallback")
+    assert len(lines) == 1 and lines[0].startswith("warning:") and "\n" not in lines[0]
+
+
+def test_unavailable_pretrained_without_fallback_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "strict.yaml"
+    path.write_text(f"task: demo\nbackbone: convnextv2_atto\npretrained: {tmp_path / 'missing.safetensors'}\n"
+                    f"pretrained_fallback: false\nimage_size: 32\ndata_root: {tmp_path / 'data'}\n")
+    code = run.main(["--spec", str(path), "--study-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "missing.safetensors" in err and "\n" not in err
+    assert not (tmp_path / "s" / "optuna.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("storage", "expect"),
+    [
+        ("nonsense", "cannot open the storage nonsense"),
+        ("postgresql+psycopg2://u:secret@localhost/db", "pip install psycopg2-binary"),
+    ],
+)
+def test_bad_storage_is_one_line_exit_2(tmp_path, capsys, monkeypatch, storage, expect):
+    monkeypatch.setattr(run, "check_data", lambda base: None)
+    code = run.main(["--task", "demo", "--storage", storage, "--study-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expect in err and "\n" not in err and "secret" not in err
+
+
+def test_ctrl_c_before_ray_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
+    def interrupt(base):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "check_data", interrupt)
+    code = run.main(["--task", "demo", "--study-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and err.startswith("interrupted before the trials started") and "\n" not in err
