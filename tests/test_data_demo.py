@@ -1,6 +1,7 @@
 """The generated demo set: deterministic, CUB layout, read by the cub loader, and loadable."""
 
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,20 +49,29 @@ def test_demo_reads_through_the_cub_loader(demo_root: Path):
     assert on_disk.size == demo.render(demo.SEED, 1, 0).size
 
 
-def test_concurrent_generation_ends_with_one_complete_copy(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(demo, "PER_CLASS", 2)
-    monkeypatch.setattr(demo, "TRAIN_PER_CLASS", 1)
-    original = demo.write
-    monkeypatch.setattr(demo, "write", lambda dest, seed=0: original(dest, seed, 2, 1))
-    results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(len(load_task("demo", tmp_path).train))) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [20, 20, 20]
+_GENERATE = """
+import os, sys, time
+from pathlib import Path
+from fgmodel.data import demo, load_task
+demo.PER_CLASS, demo.TRAIN_PER_CLASS = 2, 1
+root = Path(sys.argv[1])
+(root / f"ready-{os.getpid()}").touch()
+while len(list(root.glob("ready-*"))) < 3:  # start generating together, not one after another
+    time.sleep(0.01)
+print(len(load_task("demo", root).train))
+"""
+
+
+def test_concurrent_generation_ends_with_one_complete_copy(tmp_path: Path):
+    """Three processes (the claim is about processes) generate a tiny set at once."""
+    procs = [subprocess.Popen([sys.executable, "-c", _GENERATE, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["20", "20", "20"]
     base = tmp_path / "demo" / f"v{demo.VERSION}-seed{demo.SEED}"
     assert [p.name for p in base.iterdir()] == ["CUB_200_2011"]  # temp dirs cleaned up
+    assert len(load_task("demo", tmp_path).test) == 20
 
 
 @pytest.mark.parametrize("eval_on, sizes", [("val", (1440, 160)), ("test", (1600, 400))])
