@@ -139,6 +139,8 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     """Train `cfg` for ``cfg.optim.epochs`` epochs, reporting after each; see the module doc.
 
     output_dir: where ``last.pt``, ``best.pt``, ``metrics.json`` and ``config.yaml`` go.
+    ``best.pt`` is the epoch with the highest ``eval_on`` top-1; with ``eval_on: test`` that
+    is a test-set pick, so metrics.json's headline ``top1`` / ``top5`` are the last epoch's.
     resume: continue from ``output_dir/last.pt`` when it exists (else start afresh); the
     resumed run ends with the uninterrupted run's metrics and weights (bit for bit on CPU,
     whatever ``cfg.data.num_workers``), since every epoch's randomness is reseeded from
@@ -323,7 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if result.history:
         last = result.history[-1]
-        print(f"test top-1 {last.val_top1:.2%}  top-5 {last.val_top5:.2%}  best top-1 {result.best_top1:.2%}  "
+        best = max(result.history, key=lambda r: r.val_top1)
+        # the result is the last epoch; best.pt is chosen on the test set, so it is only a note
+        print(f"test top-1 {last.val_top1:.2%}  top-5 {last.val_top5:.2%} (epoch {last.epoch}, the result)  "
+              f"[best epoch on test: {best.epoch}, {best.val_top1:.2%}; not a selection criterion]  "
               f"({len(result.history)} epochs, {result.seconds:.0f} s) -> {out / 'metrics.json'}")
     return 0
 
