@@ -53,7 +53,7 @@ def main() -> None:
     def fused() -> None:
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
-        l2sp.apply_(model)
+        l2sp.apply_()
         optimizer.step()
 
     def naive() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
         optimizer.step()
 
     def fused_alone() -> None:
-        l2sp.apply_(model)
+        l2sp.apply_()
 
     def naive_alone() -> None:
         (LAM * sum(((p - r) ** 2).sum() for p, r in zip(params, refs))).backward()

@@ -23,7 +23,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 class GradPenalty(Protocol):
-    def apply_(self, model: nn.Module) -> torch.Tensor: ...
+    def apply_(self) -> torch.Tensor: ...
 
 
 def autocast(device: torch.device) -> ContextManager:
@@ -98,7 +98,7 @@ class TrainStep:
         if not math.isfinite(value):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss(f"non-finite training loss ({value})")
-        penalty = self.l2sp.apply_(self.model) if self.l2sp is not None else None
+        penalty = self.l2sp.apply_() if self.l2sp is not None else None
         self.optimizer.step()
         return value, penalty
 

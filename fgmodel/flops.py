@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fgmodel.config import ConfigError, ModelConfig
 from fgmodel.model import build_model
 
-__all__ = ["Cost", "baseline", "main", "measure", "report", "within_budget"]
+__all__ = ["Cost", "baseline", "budget_limit", "main", "measure", "report", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,14 @@ def baseline(cfg: ModelConfig, num_classes: int, image_size: int = 224) -> Cost:
     return _measure(cfg.backbone, num_classes, (), cfg.scra_kernel, image_size)
 
 
+def budget_limit(baseline_gflops: float, budget: float) -> float:
+    """The most GFLOPs a config may cost: (1 + budget) x the baseline (budget 0.05 = +5%)."""
+    return (1.0 + float(budget)) * float(baseline_gflops)
+
+
 def within_budget(cost_gflops: float, baseline_gflops: float, budget: float) -> bool:
-    """True if `cost_gflops` is at most (1 + budget) x the baseline (budget 0.05 = +5%)."""
-    return cost_gflops - (1.0 + budget) * baseline_gflops <= 0.0
+    """True if `cost_gflops` is at most `budget_limit(baseline_gflops, budget)`."""
+    return cost_gflops <= budget_limit(baseline_gflops, budget)
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,7 +95,7 @@ def report(cfg: ModelConfig, image_size: int, cost: Cost, base: Cost, budget: fl
     scra = (f"SCRA {cfg.scra_kernel}x{cfg.scra_kernel} after stage(s) {', '.join(map(str, sorted(cfg.scra_stages)))}"
             if cfg.scra_stages else "no SCRA")
     d_flops, d_params = cost.gflops - base.gflops, cost.params - base.params
-    limit = (1.0 + budget) * base.gflops
+    limit = budget_limit(base.gflops, budget)
     verdict = "within" if within_budget(cost.gflops, base.gflops, budget) else "OVER"
     return "\n".join([
         f"{cfg.backbone}, {cfg.num_classes} classes, {scra}, {image_size} px",

@@ -5,7 +5,7 @@ gradient ``2 * lam * (w - w0)``, so it is applied straight to the gradients in o
 `torch._foreach_*` pass instead of hundreds of small autograd ops in the loss.
 
 Lifecycle: ``l2sp = L2SP(model, lam)`` right after building (and moving) the model;
-each step ``loss.backward()``, then ``l2sp.apply_(model)`` (after
+each step ``loss.backward()``, then ``l2sp.apply_()`` (after
 ``scaler.unscale_(optimizer)`` under AMP), then ``optimizer.step()``.
 """
 
@@ -35,12 +35,11 @@ class L2SP:
         return self.lam * _sum_sq(torch._foreach_sub(self._params, self._refs))
 
     @torch.no_grad()
-    def apply_(self, model: nn.Module | None = None) -> torch.Tensor:
+    def apply_(self) -> torch.Tensor:
         """Add ``2 * lam * (w - w0)`` to each grad in place; return the penalty (detached).
 
-        `model` is accepted for symmetry with the call site; the parameters are those
-        snapshotted at construction. A parameter with no grad yet gets one, as autograd
-        of the explicit penalty would give it.
+        The parameters are those snapshotted at construction. A parameter with no grad yet
+        gets one, as autograd of the explicit penalty would give it.
         """
         if not self._params:
             return torch.zeros(())

@@ -1,8 +1,8 @@
 """The FLOPs budget as numbers Optuna understands, and the feasible Pareto front.
 
 A config is within budget when ``gflops <= limit(baseline_gflops, budget)``, i.e.
-``(1 + budget) * baseline_gflops`` (the same rule as `fgmodel.flops.within_budget`), i.e.
-when its excess is <= 0. That sign convention is Optuna's for constraints: values > 0
+``(1 + budget) * baseline_gflops`` (`fgmodel.flops.budget_limit`, the rule the flops CLI
+applies too), i.e. when its excess is <= 0. That sign convention is Optuna's for constraints: values > 0
 are infeasible, and the margin tells TPE how far over a config went. The searcher
 stores the excess as the trial user attr ``budget_excess`` and hands it to the sampler
 with ``trial.set_constraint``; everything here reads the attr back, in milliseconds.
@@ -13,12 +13,9 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from fgmodel.flops import budget_limit as limit
+
 EXCESS_ATTR = "budget_excess"
-
-
-def limit(baseline_gflops: float, budget: float) -> float:
-    """The most GFLOPs a config may cost: ``(1 + budget) * baseline``."""
-    return (1.0 + float(budget)) * float(baseline_gflops)
 
 
 def excess(gflops: float, baseline_gflops: float, budget: float) -> float:

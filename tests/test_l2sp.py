@@ -44,7 +44,7 @@ def test_fused_grad_equals_autograd_of_the_formula(model):
     model.zero_grad(set_to_none=True)
     _loss(model, x, y).backward()
     plain = {n: p.grad.clone() for n, p in named.items()}
-    penalty = l2sp.apply_(model)
+    penalty = l2sp.apply_()
 
     got = torch.cat([named[n].grad.flatten() for n in named])
     want = torch.cat([expected[n].flatten() for n in named])
@@ -65,7 +65,7 @@ def test_missing_grad_gets_the_penalty_gradient(model):
     stem = model.backbone.stem[0].weight
     assert stem.grad is None
     before = stem.detach().clone()
-    l2sp.apply_(model)
+    l2sp.apply_()
     torch.testing.assert_close(stem.grad, 2 * LAM * (before - l2sp._refs[0]))
 
 
@@ -75,7 +75,7 @@ def test_zero_lambda_is_free(model):
     _drift(model)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     grads = [p.grad for p in model.parameters()]
-    assert l2sp.apply_(model).item() == 0.0 and l2sp.penalty().item() == 0.0
+    assert l2sp.apply_().item() == 0.0 and l2sp.penalty().item() == 0.0
     assert all(a is b for a, b in zip(grads, [p.grad for p in model.parameters()]))
 
 

@@ -57,13 +57,14 @@ class _RecordingPenalty:
     """Checks L2SP's place in the step: grads present, weights not yet updated."""
 
     def __init__(self, model: nn.Module):
+        self.model = model
         self.before = [p.detach().clone() for p in model.parameters()]
         self.calls = 0
 
-    def apply_(self, model: nn.Module) -> torch.Tensor:
+    def apply_(self) -> torch.Tensor:
         self.calls += 1
-        assert all(p.grad is not None for p in model.parameters())
-        assert all(torch.equal(p, q) for p, q in zip(model.parameters(), self.before))
+        assert all(p.grad is not None for p in self.model.parameters())
+        assert all(torch.equal(p, q) for p, q in zip(self.model.parameters(), self.before))
         return torch.tensor(0.25)
 
 
