@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.config import RunConfig, dump_yaml, from_dict
 from search import budget
-from search.studydir import open_study
+from search.studydir import add_study_arguments, open_study
 
 PICKS = ("max-acc", "knee")
 
@@ -99,21 +99,9 @@ def write_config(config: RunConfig, out_path: str | Path) -> None:
     dump_yaml(config, out_path)
 
 
-def load(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
-    """`open_study` (``storage`` overrides study.json's URL) with a one-line error when it holds no such study."""
-    if not Path(study_dir).is_dir():
-        raise FileNotFoundError(f"study directory {study_dir} does not exist")
-    try:
-        return open_study(study_dir, storage)
-    except KeyError:
-        raise FileNotFoundError(f"the storage named in {study_dir} holds no such study (see its study.json)") from None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m search.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--study", required=True, help="study directory written by search.run")
-    parser.add_argument("--storage", help="the study's storage URL, overriding study.json (needed when it holds a password, "
-                                          "which study.json stores masked)")
+    add_study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export this trial number")
     which.add_argument("--pick", choices=PICKS, default="max-acc", help="choose from the Pareto front (default: max-acc)")
@@ -121,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = load(args.study, args.storage)
+        study = open_study(args.study, args.storage)
         chosen = choose(study, args.trial, args.pick)
         config = trial_config(chosen).replace(**{"data.eval_on": "test"})
         write_config(config, args.out)

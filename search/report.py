@@ -35,7 +35,8 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
 from search import budget
-from search.export import load, pick_knee, pick_max_acc
+from search.export import pick_knee, pick_max_acc
+from search.studydir import add_study_arguments, open_study
 
 HTML_FILE, TRIALS_FILE, PARETO_FILE = "pareto.html", "trials.csv", "pareto.csv"
 TABLE_COLUMNS = ["trial", "val_top1", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
@@ -270,14 +271,12 @@ def write_reports(study: optuna.Study, study_dir: str | Path) -> ReportPaths:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m search.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--study", required=True, help="study directory written by search.run")
-    parser.add_argument("--storage", help="the study's storage URL, overriding study.json (needed when it holds a password, "
-                                          "which study.json stores masked)")
+    add_study_arguments(parser)
     parser.add_argument("--out", help="where to write the reports (default: the study directory)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = load(args.study, args.storage)
+        study = open_study(args.study, args.storage)
         paths = write_reports(study, args.out or args.study)
     except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ URL to report / export with ``--storage URL``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sqlite3
@@ -124,10 +125,26 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
-    """The study ``study.json`` names, in its storage or in ``storage`` (a URL) when given."""
+    """The study ``study.json`` names, in its storage or in ``storage`` (a URL) when given.
+
+    Every failure is one line: no such directory, no study.json, a masked password, or a
+    storage that holds no study of that name.
+    """
+    if not Path(study_dir).is_dir():
+        raise FileNotFoundError(f"study directory {study_dir} does not exist")
     pointer = read_pointer(study_dir)
     url = storage or pointer.storage
     if storage is None and ":***@" in url:
         raise StorageError(f"{Path(study_dir) / POINTER_FILE} holds the storage URL with its password masked "
                            f"({url}): pass the full URL with --storage")
-    return optuna.load_study(study_name=pointer.study_name, storage=storage_for(url))
+    try:
+        return optuna.load_study(study_name=pointer.study_name, storage=storage_for(url))
+    except KeyError:
+        raise FileNotFoundError(f"the storage named in {study_dir} holds no such study (see its study.json)") from None
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--study DIR`` and ``--storage URL``, as the report and export CLIs take them."""
+    parser.add_argument("--study", required=True, help="study directory written by search.run")
+    parser.add_argument("--storage", help="the study's storage URL, overriding study.json (needed when it holds a "
+                                          "password, which study.json stores masked)")
