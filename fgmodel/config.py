@@ -118,7 +118,7 @@ class DataConfig:
     eval_on: str = "val"  # "val": search split of train; "test": final training on all of train
     num_workers: int = 2
     # Decode and resize every image once into a raw-pixel cache here (~150 KiB an image at
-    # 224 px): ~1.6x the images/s of decoding JPEGs each epoch. None: decode every epoch.
+    # 224 px): ~1.8x the images/s of decoding JPEGs each epoch (bench/loader.py). None: decode every epoch.
     cache_dir: str | None = None
 
     def validate(self) -> None:
