@@ -30,7 +30,8 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 import spaces  # noqa: E402
-from search import run, spec  # noqa: E402
+from search import preflight, run, spec  # noqa: E402
+from search import study as study_mod  # noqa: E402
 from search.searcher import StudySearcher  # noqa: E402
 from search.studydir import storage_for  # noqa: E402
 
@@ -38,12 +39,12 @@ from search.studydir import storage_for  # noqa: E402
 def isolated_over_budget_seconds(s: spec.StudySpec, base, baseline_gflops: float, n: int, tmp: Path) -> float:
     """Seconds per over-budget trial: ask, replay the space, FLOPs (cached), attrs, tell PRUNED."""
     study = optuna.create_study(storage=storage_for(f"sqlite:///{tmp / 'over.db'}"), study_name="over",
-                                directions=run.DIRECTIONS, sampler=run.make_sampler(s))
+                                directions=study_mod.DIRECTIONS, sampler=study_mod.make_sampler(s))
     label, params = spaces.paper_rows(s.space, base)[-1]  # "+ SCRA", made 3x3 after every stage
     params = {**params, **{f"scra_after_{i}": True for i in range(4)}, "scra_kernel": 3}
     for _ in range(n):
         study.enqueue_trial(params)
-    searcher = StudySearcher(study, s.space, base, measure=run.measure_fn(), baseline_gflops=baseline_gflops,
+    searcher = StudySearcher(study, s.space, base, measure=preflight.measure_fn(), baseline_gflops=baseline_gflops,
                              budget=s.budget, epochs=s.epochs, n_trials=n, log=lambda line: None)
     start = time.perf_counter()
     assert searcher.suggest("x") == StudySearcher.FINISHED

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.config import RunConfig, dump_yaml, from_dict
-from search import budget
-from search.studydir import add_study_arguments, open_study
+from fgmodel.cli import run_main
+from search import attrs, budget
+from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
 
 PICKS = ("max-acc", "knee")
 
@@ -64,7 +64,7 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc")
         if not found:
             raise ValueError(f"trial {trial} does not exist (study {study.study_name!r} has {len(trials)} trials)")
         if found[0].state != TrialState.COMPLETE:
-            reason = found[0].user_attrs.get("reason") or found[0].user_attrs.get("error") or ""
+            reason = found[0].user_attrs.get(attrs.REASON) or found[0].user_attrs.get(attrs.ERROR) or ""
             reason = f" ({reason})" if reason else ""
             raise ValueError(f"trial {trial} is {found[0].state.name}{reason}, not COMPLETE: only fully trained trials export")
         return found[0]
@@ -79,9 +79,9 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc")
 
 
 def trial_config(trial: FrozenTrial) -> RunConfig:
-    if "config" not in trial.user_attrs:
-        raise ValueError(f"trial {trial.number} has no 'config' user attr (not written by search.run?)")
-    return from_dict(trial.user_attrs["config"])
+    if attrs.CONFIG not in trial.user_attrs:
+        raise ValueError(f"trial {trial.number} has no {attrs.CONFIG!r} user attr (not written by search.run?)")
+    return from_dict(trial.user_attrs[attrs.CONFIG])
 
 
 def export(
@@ -99,7 +99,7 @@ def write_config(config: RunConfig, out_path: str | Path) -> None:
     dump_yaml(config, out_path)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.export", description=__doc__.split("\n\n")[0])
     add_study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
@@ -108,18 +108,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="best.yaml", help="output YAML (default: best.yaml)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(args.study, args.storage)
-        chosen = choose(study, args.trial, args.pick)
-        config = trial_config(chosen).replace(**{"data.eval_on": "test"})
-        write_config(config, args.out)
-    except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    how = f"trial {chosen.number}" if args.trial is not None else f"{args.pick} pick: trial {chosen.number}"
-    print(f"{how}, val top-1 {chosen.values[0]:.2%}, {chosen.values[1]:.3f} GFLOPs -> {args.out}")
-    print(f"final training (all of train, test eval): python -m fgmodel.train --config {args.out}")
+
+    def export_chosen() -> None:
+        chosen = choose(load_study(args.study, args.storage), args.trial, args.pick)
+        write_config(trial_config(chosen).replace(**{"data.eval_on": "test"}), args.out)
+        how = f"trial {chosen.number}" if args.trial is not None else f"{args.pick} pick: trial {chosen.number}"
+        print(f"{how}, val top-1 {chosen.values[0]:.2%}, {chosen.values[1]:.3f} GFLOPs -> {args.out}")
+        print(f"final training (all of train, test eval): python -m fgmodel.train --config {args.out}")
+
+    return run_main(export_chosen, errors=STUDY_ERRORS)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

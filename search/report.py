@@ -26,17 +26,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
-import sqlalchemy
 import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from search import budget
+from fgmodel._io import atomic_path
+from fgmodel.cli import run_main
+from search import attrs, budget
 from search.export import pick_knee, pick_max_acc
-from search.studydir import add_study_arguments, open_study
+from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
 
 HTML_FILE, TRIALS_FILE, PARETO_FILE = "pareto.html", "trials.csv", "pareto.csv"
 TABLE_COLUMNS = ["trial", "val_top1", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
@@ -54,11 +54,11 @@ class ReportPaths:
 def _gflops(trial: FrozenTrial) -> float:
     if trial.state == TrialState.COMPLETE and trial.values:
         return float(trial.values[1])
-    return float(trial.user_attrs.get("gflops", math.nan))
+    return float(trial.user_attrs.get(attrs.GFLOPS, math.nan))
 
 
 def _best_curve(trial: FrozenTrial) -> float:
-    curve = trial.user_attrs.get("curve") or []
+    curve = trial.user_attrs.get(attrs.CURVE) or []
     return float(max(curve)) if curve else math.nan
 
 
@@ -69,50 +69,55 @@ def _kind(trial: FrozenTrial, front: set[int]) -> str:
             return "front"
         return "complete" if budget.is_feasible(trial) else "complete_over_budget"
     if trial.state == TrialState.PRUNED:
-        return "over_budget" if trial.user_attrs.get("over_budget") else "stopped_early"
+        return "over_budget" if trial.user_attrs.get(attrs.OVER_BUDGET) else "stopped_early"
     return trial.state.name.lower()
 
 
 def trials_frame(study: optuna.Study, front: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
-    """One row per trial: the objectives, the flattened user attrs and each param (``params_<name>``)."""
+    """One row per trial: Optuna's ``trials_dataframe`` (params, user attrs without their
+    ``user_attrs_`` prefix, the budget constraint) after the columns a reader sorts by."""
     front = budget.pareto_front(study) if front is None else front
     on_front = {t.number for t in front}
-    baseline = study.user_attrs.get("baseline_gflops")
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        attrs = t.user_attrs
-        config = attrs.get("config") or {}
-        gflops = _gflops(t)
-        rows.append({
-            "number": t.number,
-            "state": t.state.name,
-            "kind": _kind(t, on_front),
-            "on_front": t.number in on_front,
-            "val_top1": float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else math.nan,
-            "best_val_top1": _best_curve(t),
-            "gflops": gflops,
-            "vs_baseline": gflops / baseline - 1.0 if baseline else math.nan,
-            "budget_excess": attrs.get(budget.EXCESS_ATTR, math.nan),
-            "over_budget": attrs.get("over_budget"),
-            "model_params": attrs.get("params"),
-            "epochs_run": attrs.get("epochs_run"),
-            "train_seconds": attrs.get("train_seconds"),
-            "images_per_sec": attrs.get("images_per_sec"),
-            "reason": attrs.get("reason", ""),
-            "error": attrs.get("error", ""),
-            "paper_row": attrs.get("paper_row", ""),
-            "curve": json.dumps(attrs["curve"]) if "curve" in attrs else "",
-            "scra_stages": json.dumps(config["model"]["scra_stages"]) if "model" in config else "",
-            "duration_s": t.duration.total_seconds() if t.duration else math.nan,
-            **{f"params_{name}": value for name, value in t.params.items()},
-        })
-    columns = ["number", "state", "kind", "on_front", "val_top1", "best_val_top1", "gflops"]
-    return pd.DataFrame(rows, columns=None if rows else columns)
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return pd.DataFrame(columns=LEAD_COLUMNS)
+    baseline = study.user_attrs.get(attrs.BASELINE_GFLOPS)
+    optuna_frame = study.trials_dataframe(attrs=("number", "state", "duration", "params", "user_attrs", "constraints"))
+    optuna_frame = optuna_frame.drop(columns=["number", "state", f"user_attrs_{attrs.CONFIG}"], errors="ignore")
+    optuna_frame = optuna_frame.rename(columns=lambda c: _column_name(c))
+    optuna_frame["duration_s"] = optuna_frame.pop("duration").dt.total_seconds()
+    lead = pd.DataFrame({
+        "number": [t.number for t in trials],
+        "state": [t.state.name for t in trials],
+        "kind": [_kind(t, on_front) for t in trials],
+        "on_front": [t.number in on_front for t in trials],
+        "val_top1": [float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else math.nan for t in trials],
+        "best_val_top1": [_best_curve(t) for t in trials],
+        "gflops": [_gflops(t) for t in trials],
+        "vs_baseline": [_gflops(t) / baseline - 1.0 if baseline else math.nan for t in trials],
+        "scra_stages": [json.dumps(t.user_attrs[attrs.CONFIG]["model"]["scra_stages"])
+                        if attrs.CONFIG in t.user_attrs else "" for t in trials],
+    })
+    frame = pd.concat([lead, optuna_frame.drop(columns=[c for c in lead if c in optuna_frame])], axis=1)
+    # Lists (the curve) as JSON, so the CSV reads back with json.loads.
+    return frame.apply(lambda col: col.map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v))
+
+
+LEAD_COLUMNS = ["number", "state", "kind", "on_front", "val_top1", "best_val_top1", "gflops", "vs_baseline"]
+
+
+def _column_name(column: str) -> str:
+    """``user_attrs_curve`` -> ``curve``; the model's size (user attr ``params``) -> ``model_params``."""
+    if column == f"user_attrs_{attrs.PARAMS}":
+        return "model_params"
+    if column == f"constraints_{budget.CONSTRAINT}":
+        return "budget_excess"
+    return column.removeprefix("user_attrs_")
 
 
 def front_table(study: optuna.Study, front: Sequence[FrozenTrial]) -> pd.DataFrame:
     """The front, cheapest first, with the config fields a reader compares."""
-    baseline = study.user_attrs.get("baseline_gflops")
+    baseline = study.user_attrs.get(attrs.BASELINE_GFLOPS)
     picks = {}
     if front:
         picks[pick_knee(front).number] = "knee"
@@ -120,7 +125,7 @@ def front_table(study: optuna.Study, front: Sequence[FrozenTrial]) -> pd.DataFra
         picks[best] = "max-acc" if best not in picks else "max-acc, knee"
     rows = []
     for t in front:
-        config = t.user_attrs.get("config") or {}
+        config = t.user_attrs.get(attrs.CONFIG) or {}
         model, optim = config.get("model", {}), config.get("optim", {})
         rows.append({
             "trial": t.number,
@@ -128,7 +133,7 @@ def front_table(study: optuna.Study, front: Sequence[FrozenTrial]) -> pd.DataFra
             "gflops": t.values[1],
             "vs_baseline": t.values[1] / baseline - 1.0 if baseline else math.nan,
             "pick": picks.get(t.number, ""),
-            "paper_row": t.user_attrs.get("paper_row", ""),
+            "paper_row": t.user_attrs.get(attrs.PAPER_ROW, ""),
             "scra_stages": " ".join(map(str, model.get("scra_stages", []))) or "-",
             "scra_kernel": model.get("scra_kernel"),
             "dropout": model.get("dropout"),
@@ -151,17 +156,18 @@ def _format_table(table: pd.DataFrame, counts: Counter, n_trials: int) -> str:
 
 
 def _hover(t: FrozenTrial, kind: str, y: float) -> str:
-    attrs = t.user_attrs
+    user = t.user_attrs
     if kind == "over_budget":
         what = "not trained (over budget)"
     elif kind == "stopped_early":
-        what = f"best val top-1 {y:.2%} before stopping" if attrs.get("curve") else "no epoch finished"
+        what = f"best val top-1 {y:.2%} before stopping" if user.get(attrs.CURVE) else "no epoch finished"
     else:
         what = f"val top-1 {y:.2%}"
-    lines = [f"<b>trial {t.number}</b> {t.state.name}" + (f" ({attrs['paper_row']})" if "paper_row" in attrs else "")]
-    lines.append(f"{what}, {_gflops(t):.3f} GFLOPs, {attrs.get('epochs_run', '?')} epochs")
-    if attrs.get("reason"):
-        lines.append(f"reason: {attrs['reason']}")
+    row = f" ({user[attrs.PAPER_ROW]})" if attrs.PAPER_ROW in user else ""
+    lines = [f"<b>trial {t.number}</b> {t.state.name}{row}"]
+    lines.append(f"{what}, {_gflops(t):.3f} GFLOPs, {user.get(attrs.EPOCHS_RUN, '?')} epochs")
+    if user.get(attrs.REASON):
+        lines.append(f"reason: {user[attrs.REASON]}")
     lines += [f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}" for name, value in t.params.items()]
     return "<br>".join(lines)
 
@@ -210,16 +216,16 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial]) -> go.Figur
             hovertext=[_hover(t, kind, y) for t, y in zip(trials, ys)],
             hoverinfo="text",
         ))
-        paper += [(t, y) for t, y in zip(trials, ys) if "paper_row" in t.user_attrs]
+        paper += [(t, y) for t, y in zip(trials, ys) if attrs.PAPER_ROW in t.user_attrs]
     if paper:
         fig.add_trace(go.Scatter(
             x=[_gflops(t) for t, _ in paper], y=[y for _, y in paper], name="Paper Table 1 rows",
-            mode="markers+text", text=[t.user_attrs["paper_row"] for t, _ in paper], textposition="top center",
+            mode="markers+text", text=[t.user_attrs[attrs.PAPER_ROW] for t, _ in paper], textposition="top center",
             marker=dict(symbol="star-open", size=16, color="#2ca02c"), hoverinfo="skip",
         ))
 
-    attrs = study.user_attrs
-    baseline, bud = attrs.get("baseline_gflops"), attrs.get("budget")
+    about_study = study.user_attrs
+    baseline, bud = about_study.get(attrs.BASELINE_GFLOPS), about_study.get("budget")
     if baseline is not None:
         fig.add_vline(x=baseline, line_dash="dot", line_color="grey",
                       annotation_text=f"baseline {baseline:.4g}", annotation_position="bottom right")
@@ -227,7 +233,7 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial]) -> go.Figur
             limit = budget.limit(baseline, bud)
             fig.add_vline(x=limit, line_dash="dash", line_color="#d62728",
                           annotation_text=f"budget +{bud:.0%}: {limit:.4g} GFLOPs", annotation_position="top right")
-    about = ", ".join(str(attrs[k]) for k in ("task", "backbone") if k in attrs)
+    about = ", ".join(str(about_study[k]) for k in ("task", "backbone") if k in about_study)
     title = f"{study.study_name}: validation top-1 vs GFLOPs" + (f" ({about})" if about else "")
     notes = []
     if not front:
@@ -240,13 +246,6 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial]) -> go.Figur
                       yaxis_tickformat=".0%", template="plotly_white", hovermode="closest",
                       legend=dict(orientation="h", y=-0.18))
     return fig
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write via a temporary file so a reader (a browser, a second report) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def write_reports(study: optuna.Study, study_dir: str | Path) -> ReportPaths:
@@ -262,28 +261,30 @@ def write_reports(study: optuna.Study, study_dir: str | Path) -> ReportPaths:
 
     paths = ReportPaths(study_dir / HTML_FILE, study_dir / TRIALS_FILE, study_dir / PARETO_FILE,
                         _format_table(table, Counter(t.state.name for t in study.get_trials(deepcopy=False)), len(trials)))
-    _write_atomic(paths.trials_csv, lambda p: trials.to_csv(p, index=False))
-    _write_atomic(paths.pareto_csv, lambda p: pareto.to_csv(p, index=False))
-    # plotly.js embedded: the file opens offline, as everything here must.
-    _write_atomic(paths.html, lambda p: pareto_figure(study, front).write_html(p, include_plotlyjs=True))
+    # Through a temporary file each, so a reader (a browser, a second report) never sees half a file.
+    with atomic_path(paths.trials_csv) as tmp:
+        trials.to_csv(tmp, index=False)
+    with atomic_path(paths.pareto_csv) as tmp:
+        pareto.to_csv(tmp, index=False)
+    with atomic_path(paths.html) as tmp:  # plotly.js embedded: the file opens offline, as everything here must
+        pareto_figure(study, front).write_html(tmp, include_plotlyjs=True)
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.report", description=__doc__.split("\n\n")[0])
     add_study_arguments(parser)
     parser.add_argument("--out", help="where to write the reports (default: the study directory)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(args.study, args.storage)
-        paths = write_reports(study, args.out or args.study)
-    except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(paths.table)
-    print(f"wrote {paths.html}, {paths.trials_csv}, {paths.pareto_csv}")
+
+    def report() -> None:
+        paths = write_reports(load_study(args.study, args.storage), args.out or args.study)
+        print(paths.table)
+        print(f"wrote {paths.html}, {paths.trials_csv}, {paths.pareto_csv}")
+
+    return run_main(report, errors=STUDY_ERRORS)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,18 +32,13 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 import spaces
+from fgmodel.cli import one_line
 from fgmodel.config import RunConfig, to_dict
+from search import attrs
 from search import budget as budget_mod
+from search.preflight import Measure
 
 METRIC = "val_top1"
-CONSTRAINT = "flops_budget"
-# Reasons of trials the driver cut short (not the search): they don't count toward the
-# requested number and are run again on --resume.
-DRIVER_DIED = "driver died"
-INTERRUPTED = "interrupted"
-CUT_SHORT = (DRIVER_DIED, INTERRUPTED)
-
-Measure = Callable[[RunConfig], tuple[float, int]]
 
 
 @dataclass
@@ -65,7 +60,7 @@ def counted_trials(study: optuna.Study) -> int:
         1
         for t in study.get_trials(deepcopy=False)
         if t.state != TrialState.WAITING
-        and not (t.state == TrialState.FAIL and t.user_attrs.get("reason") in CUT_SHORT)
+        and not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT)
     )
 
 
@@ -116,14 +111,15 @@ class StudySearcher(Searcher):
             over = excess > 0
             _set_attrs(
                 trial,
-                config=to_dict(cfg),
-                gflops=gflops,
-                params=params,
-                budget_excess=excess,
-                over_budget=over,
-                epochs_run=0,
+                {
+                    attrs.CONFIG: to_dict(cfg),
+                    attrs.GFLOPS: gflops,
+                    attrs.PARAMS: params,
+                    attrs.OVER_BUDGET: over,
+                    attrs.EPOCHS_RUN: 0,
+                },
             )
-            trial.set_constraint(CONSTRAINT, excess)
+            trial.set_constraint(budget_mod.CONSTRAINT, excess)
             if over:
                 limit = budget_mod.limit(self.baseline_gflops, self.budget)
                 self._tell(
@@ -167,11 +163,13 @@ class StudySearcher(Searcher):
         live.images_per_sec = float(result.get("images_per_sec", live.images_per_sec))
         _set_attrs(
             live.trial,
-            curve=live.curve,
-            epochs_run=len(live.curve),
-            train_seconds=live.train_seconds,
-            images_per_sec=live.images_per_sec,
-            node_id=str(result.get("node_id", "")),
+            {
+                attrs.CURVE: live.curve,
+                attrs.EPOCHS_RUN: len(live.curve),
+                attrs.TRAIN_SECONDS: live.train_seconds,
+                attrs.IMAGES_PER_SEC: live.images_per_sec,
+                attrs.NODE_ID: str(result.get(attrs.NODE_ID, "")),
+            },
         )
 
     def on_trial_complete(
@@ -219,23 +217,20 @@ class StudySearcher(Searcher):
         reason: str,
         error: str | None = None,
     ) -> None:
-        attrs: dict[str, Any] = {"reason": reason}
-        if error is not None:
-            attrs["error"] = error
-        _set_attrs(trial, **attrs)
+        _set_attrs(trial, {attrs.REASON: reason} | ({attrs.ERROR: error} if error is not None else {}))
         self.study.tell(trial, values, state=state)
         self.log(_summary(trial.number, state, values, reason))
 
 
-def _set_attrs(trial: optuna.Trial, **attrs: Any) -> None:
-    for key, value in attrs.items():
+def _set_attrs(trial: optuna.Trial, values: dict[str, Any]) -> None:
+    for key, value in values.items():
         trial.set_user_attr(key, value)
 
 
 def error_line(exc: BaseException) -> str:
-    """``Type: last line of the message`` (or just ``Type``): how a trial's error is recorded."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    """``Type: message line`` (or ``Type``): how a trial's error is recorded; ``reason`` names the type."""
+    line = one_line(exc)
+    return type(exc).__name__ if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
 
 
 def _summary(number: int, state: TrialState, values: list[float] | None, reason: str) -> str:

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from fgmodel.config import ConfigError, RunConfig, _coerce, load_yaml
-from fgmodel.tasks import NUM_CLASSES
+from fgmodel.config import ConfigError, RunConfig, coerce, load_yaml
+from fgmodel.data import NUM_CLASSES
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
@@ -163,7 +163,7 @@ def from_dict(data: Mapping[str, Any]) -> StudySpec:
                 raise ConfigError("config", f"expected a mapping of dotted run-config keys, got {value!r}")
             kwargs[key] = dict(value)
             continue
-        kwargs[key] = _coerce(str(key), hints[key], value)
+        kwargs[key] = coerce(str(key), hints[key], value)
     if "task" not in kwargs:
         raise ConfigError("task", "missing")
     spec = StudySpec(**kwargs)

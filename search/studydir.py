@@ -18,6 +18,9 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 
+from fgmodel._io import write_atomic
+from fgmodel.cli import one_line
+
 POINTER_FILE = "study.json"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -38,9 +41,7 @@ def write_pointer(study_dir: str | Path, pointer: StudyPointer) -> None:
     pointer = StudyPointer(storage=display_url(pointer.storage), study_name=pointer.study_name)
     path = Path(study_dir) / POINTER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(pointer), indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(asdict(pointer), indent=2) + "\n")
 
 
 def read_pointer(study_dir: str | Path) -> StudyPointer:
@@ -53,6 +54,10 @@ def read_pointer(study_dir: str | Path) -> StudyPointer:
 
 class StorageError(ValueError):
     """The storage URL cannot be opened; the message is one line saying what to do."""
+
+
+# What reading a study can raise that is the user's to fix: the CLIs print it in one line.
+STUDY_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError)
 
 
 # Which package provides a missing database driver module, for the one-line error.
@@ -98,7 +103,7 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
     except ImportError as exc:
         raise StorageError(_missing_driver(url, exc)) from None
     except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise StorageError(f"cannot open the storage {display_url(url)}: {_first_line(exc)}") from None
+        raise StorageError(f"cannot open the storage {display_url(url)}: {one_line(exc)}") from None
 
 
 def _sqlite_connect(path: Path) -> sqlite3.Connection:
@@ -117,14 +122,7 @@ def _missing_driver(url: str, exc: ImportError) -> str:
     return f"the storage {display_url(url)} needs a database driver that is not installed{named}: {what}"
 
 
-def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def open_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
+def load_study(study_dir: str | Path, storage: str | None = None) -> optuna.Study:
     """The study ``study.json`` names, in its storage or in ``storage`` (a URL) when given.
 
     Every failure is one line: no such directory, no study.json, a masked password, or a

@@ -12,7 +12,7 @@ from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
 from fgmodel.tasks import DEMO_PROFILE
-from search import export
+from search import budget, export
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -41,8 +41,11 @@ def make_study(design=DESIGN, storage=None, name="export") -> optuna.Study:
         config = BASE.replace(**{"model.dropout": number / 20})
         attrs = {"config": to_dict(config), "reason": {TrialState.PRUNED: "over budget", TrialState.FAIL: "raised"}.get(state, "")}
         if excess is not None:
-            attrs |= {"gflops": gflops, "budget_excess": excess}
-        study.add_trial(create_trial(state=state, values=[acc, gflops] if acc is not None else None, user_attrs=attrs))
+            attrs |= {"gflops": gflops}
+        trial = create_trial(state=state, values=[acc, gflops] if acc is not None else None, user_attrs=attrs)
+        if excess is not None:
+            trial.set_constraint(budget.CONSTRAINT, excess)
+        study.add_trial(trial)
     return study
 
 
@@ -105,18 +108,14 @@ def _study_dir(tmp_path, design=DESIGN) -> Path:
 ])
 def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, argv):
     study_dir = _study_dir(tmp_path, DESIGN if argv[0] == "--trial" else DESIGN[6:])
-    with pytest.raises(SystemExit) as exc:
-        export.main(["--study", str(study_dir), *argv, "--out", str(tmp_path / "x.yaml")])
-    assert exc.value.code == 2
+    assert export.main(["--study", str(study_dir), *argv, "--out", str(tmp_path / "x.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "x.yaml").exists()
 
 
 def test_cli_missing_study_dir(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        export.main(["--study", str(tmp_path / "nope")])
-    assert exc.value.code == 2
+    assert export.main(["--study", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == f"error: study directory {tmp_path / 'nope'} does not exist\n"
 
 

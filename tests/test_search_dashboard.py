@@ -26,7 +26,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.searcher import DRIVER_DIED, counted_trials
+from search.attrs import DRIVER_DIED
+from search.searcher import counted_trials
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +125,7 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
 
     # What the readers saw while the driver wrote.
     running = seen["load_study"]
-    assert {"gflops", "params", "config", "budget_excess", "curve", "epochs_run"} <= set(running.user_attrs)
+    assert {"gflops", "params", "config", "curve", "epochs_run"} <= set(running.user_attrs)
     by_number = {t["number"]: t for t in detail["trials"]}
     assert len(by_number) >= len(seen["finished"]) + 1
     dash_trial = by_number[running.number]

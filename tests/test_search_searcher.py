@@ -113,7 +113,7 @@ def test_stopped_early_is_pruned_with_its_curve(searcher):
     ("exc", "line"),
     [
         (RuntimeError("boom"), "RuntimeError: boom"),
-        (ValueError("first\nsecond line\n"), "ValueError: second line"),
+        (ValueError("first\nsecond line\n"), "ValueError: first"),
         (KeyError(), "KeyError"),
         (ValueError("ends with a colon:"), "ValueError: ends with a colon:"),
     ],

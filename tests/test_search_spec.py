@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fgmodel.config import ConfigError
-from search import run, spec
+from fgmodel.config import ConfigError, to_dict
+from search import preflight, run, spec
+from search import study as study_mod
 
 
 @pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx", "demo"])
@@ -92,9 +93,9 @@ def test_missing_paper_dataset_fails_before_ray(tmp_path, capsys):
 
 
 def test_resume_command_repeats_the_flags():
-    cmd = run._resume_command(["--task", "demo", "--trials", "20", "--name", "my run"])
+    cmd = run.resume_command(["--task", "demo", "--trials", "20", "--name", "my run"])
     assert cmd == "python -m search.run --task demo --trials 20 --name 'my run' --resume"
-    assert run._resume_command(["--task", "demo", "--resume"]).count("--resume") == 1
+    assert run.resume_command(["--task", "demo", "--resume"]).count("--resume") == 1
 
 
 def test_nsga2_is_rejected_with_the_reason(tmp_path):
@@ -136,14 +137,14 @@ def test_guarded_key_is_one_line_exit_2(tmp_path, capsys):
 
 def _attrs(s, base):
     return {"task": s.task, "base": s.base, "backbone": s.backbone, "image_size": s.image_size, "epochs": s.epochs,
-            "budget": s.budget, "space": s.space, "seed": s.seed, "base_config": run.to_dict(base)}
+            "budget": s.budget, "space": s.space, "seed": s.seed, "base_config": to_dict(base)}
 
 
 def test_resume_with_the_same_spec_passes(tmp_path):
     s = spec.load("demo")
     attrs = _attrs(s, s.base_config())
     moved = s.replace(data_root=str(tmp_path), config={**s.config, "data.num_workers": 3})  # where, not what
-    run.check_resume(attrs, moved, moved.base_config())
+    study_mod.check_resume(attrs, moved, moved.base_config())
 
 
 @pytest.mark.parametrize(
@@ -163,7 +164,7 @@ def test_resume_refuses_a_changed_meaning(change, field):
         change = {"config": {**s.config, **change["config"]}}
     changed = s.replace(**change)
     with pytest.raises(ConfigError) as info:
-        run.check_resume(attrs, changed, changed.base_config())
+        study_mod.check_resume(attrs, changed, changed.base_config())
     assert info.value.field == field and "\n" not in str(info.value)
 
 
@@ -172,13 +173,13 @@ def test_pretrained_none_costs_nothing(monkeypatch):
 
     monkeypatch.setattr(fgmodel.model, "build_model", lambda *a, **k: pytest.fail("built a model"))
     base = spec.load("demo").base_config()
-    assert run.resolve_pretrained(base, log=pytest.fail) == (base, "none")
+    assert preflight.resolve_pretrained(base, log=pytest.fail) == (base, "none")
 
 
 def test_unavailable_pretrained_falls_back_once_in_the_driver(tmp_path):
     lines = []
     base = spec.load("demo").replace(pretrained=str(tmp_path / "missing.safetensors")).base_config()
-    resolved, source = run.resolve_pretrained(base, log=lines.append)
+    resolved, source = preflight.resolve_pretrained(base, log=lines.append)
     assert resolved.model.pretrained == "none" and source.startswith("none (fallback")
     assert len(lines) == 1 and lines[0].startswith("warning:") and "\n" not in lines[0]
 
@@ -201,7 +202,7 @@ def test_unavailable_pretrained_without_fallback_is_one_line_exit_2(tmp_path, ca
     ],
 )
 def test_bad_storage_is_one_line_exit_2(tmp_path, capsys, monkeypatch, storage, expect):
-    monkeypatch.setattr(run, "check_data", lambda base: None)
+    monkeypatch.setattr(preflight, "check_data", lambda base: None)
     code = run.main(["--task", "demo", "--storage", storage, "--study-dir", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and expect in err and "\n" not in err and "secret" not in err
@@ -211,7 +212,7 @@ def test_ctrl_c_before_ray_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
     def interrupt(base):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "check_data", interrupt)
+    monkeypatch.setattr(preflight, "check_data", interrupt)
     code = run.main(["--task", "demo", "--study-dir", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip()
     assert code == 130 and err.startswith("interrupted before the trials started") and "\n" not in err

@@ -34,10 +34,10 @@ def test_pointer_masks_the_password_and_storage_overrides(tmp_path):
     text = (tmp_path / "study.json").read_text()
     assert "s3cret" not in text and json.loads(text)["storage"] == "postgresql://user:***@db/fg"
     with pytest.raises(studydir.StorageError, match="--storage"):
-        studydir.open_study(tmp_path)
+        studydir.load_study(tmp_path)
     url = studydir.default_storage(tmp_path / "real")
     optuna.create_study(storage=studydir.storage_for(url), study_name="foodx")
-    assert studydir.open_study(tmp_path, storage=url).study_name == "foodx"
+    assert studydir.load_study(tmp_path, storage=url).study_name == "foodx"
 
 
 def test_storage_errors_are_one_line():

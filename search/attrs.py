@@ -1,0 +1,36 @@
+"""The names of the user attrs a search writes on its Optuna trials and study.
+
+The searcher writes them, the report, export, dashboard and resume read them back, and
+optuna-dashboard shows them as they are; one spelling here keeps writer and readers in
+step. Reasons of trials the driver cut short live here too: they decide what a resume
+counts and runs again.
+"""
+
+from __future__ import annotations
+
+# -- trial attrs ------------------------------------------------------------------------
+CONFIG = "config"  # the RunConfig the trial trains with, as a dict (exported unchanged)
+GFLOPS = "gflops"  # measured in the driver before the trial runs
+PARAMS = "params"  # model parameters, same measurement
+OVER_BUDGET = "over_budget"  # pruned before training
+CURVE = "curve"  # validation top-1 per finished epoch
+EPOCHS_RUN = "epochs_run"
+TRAIN_SECONDS = "train_seconds"
+IMAGES_PER_SEC = "images_per_sec"
+NODE_ID = "node_id"  # the Ray node the trial ran on
+REASON = "reason"  # why the trial ended in its state, one line
+ERROR = "error"  # the exception's line of a FAIL trial
+PAPER_ROW = "paper_row"  # the Table 1 row an enqueued trial reproduces
+RETRY_OF = "retry_of"  # a re-queued trial's original number
+
+# -- study attrs ------------------------------------------------------------------------
+BASELINE_GFLOPS = "baseline_gflops"
+BASE_CONFIG = "base_config"  # the config every trial starts from, as a dict
+PRETRAINED = "pretrained"  # the weights' effective source
+SPEC = "spec"  # the study spec, storage left out
+
+# -- reasons of trials the driver cut short (not the search) ------------------------------
+# They don't count toward the requested number and are run again on --resume.
+DRIVER_DIED = "driver died"
+INTERRUPTED = "interrupted"
+CUT_SHORT = (DRIVER_DIED, INTERRUPTED)
