@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fgmodel.budget import budget_limit, within_budget
+from fgmodel.cli import run_main
 from fgmodel.config import ConfigError, ModelConfig
 from fgmodel.model import build_model
 
@@ -39,16 +41,6 @@ def measure(cfg: ModelConfig, num_classes: int, image_size: int) -> Cost:
 def baseline(cfg: ModelConfig, num_classes: int, image_size: int = 224) -> Cost:
     """Cost of the same backbone and head without SCRA: the budget's reference."""
     return _measure(cfg.backbone, num_classes, (), cfg.scra_kernel, image_size)
-
-
-def budget_limit(baseline_gflops: float, budget: float) -> float:
-    """The most GFLOPs a config may cost: (1 + budget) x the baseline (budget 0.05 = +5%)."""
-    return (1.0 + float(budget)) * float(baseline_gflops)
-
-
-def within_budget(cost_gflops: float, baseline_gflops: float, budget: float) -> bool:
-    """True if `cost_gflops` is at most `budget_limit(baseline_gflops, budget)`."""
-    return cost_gflops <= budget_limit(baseline_gflops, budget)
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,19 +66,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    try:
-        if args.budget < 0:
-            raise ConfigError("budget", f"must be >= 0, got {args.budget}")
-        cfg = ModelConfig(backbone=args.backbone, num_classes=args.num_classes,
-                          scra_stages=tuple(args.scra_stages), scra_kernel=args.scra_kernel)
-        cfg.validate()
-        cost = measure(cfg, args.num_classes, args.image_size)
-        base = baseline(dataclasses.replace(cfg, scra_stages=()), args.num_classes)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    return run_main(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.budget < 0:
+        raise ConfigError("budget", f"must be >= 0, got {args.budget}")
+    cfg = ModelConfig(backbone=args.backbone, num_classes=args.num_classes,
+                      scra_stages=tuple(args.scra_stages), scra_kernel=args.scra_kernel)
+    cfg.validate()
+    cost = measure(cfg, args.num_classes, args.image_size)
+    base = baseline(dataclasses.replace(cfg, scra_stages=()), args.num_classes)
     print(report(cfg, args.image_size, cost, base, args.budget))
 
 
@@ -101,12 +93,12 @@ def report(cfg: ModelConfig, image_size: int, cost: Cost, base: Cost, budget: fl
         f"{cfg.backbone}, {cfg.num_classes} classes, {scra}, {image_size} px",
         f"GFLOPs:  {cost.gflops:.2f}",
         f"params:  {cost.params / 1e6:.3f}M",
-        f"change:  {d_flops:+.3f} GFLOPs ({d_flops / base.gflops:+.2%}), {d_params / 1e6:+.3f}M params "
-        f"({d_params / base.params:+.2%}) vs {cfg.backbone} without SCRA at 224 px "
-        f"({base.gflops:.2f} GFLOPs, {base.params / 1e6:.3f}M)",
+        (f"change:  {d_flops:+.3f} GFLOPs ({d_flops / base.gflops:+.2%}), {d_params / 1e6:+.3f}M params "
+         f"({d_params / base.params:+.2%}) vs {cfg.backbone} without SCRA at 224 px "
+         f"({base.gflops:.2f} GFLOPs, {base.params / 1e6:.3f}M)"),
         f"budget:  {verdict} the +{budget * 100:g}% budget ({cost.gflops:.2f} vs limit {limit:.2f} GFLOPs)",
     ])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
