@@ -1,4 +1,4 @@
-"""The budget excess, feasibility and the feasible Pareto front on hand-made trials."""
+"""The budget rule (fgmodel.budget), the excess, feasibility and the feasible Pareto front on hand-made trials."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from fgmodel.budget import budget_limit, within_budget
 from search import budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -25,6 +26,16 @@ def test_limit_numbers():
     assert budget.limit(68.72, 0.05) == pytest.approx(72.156)
     assert budget.limit(10.0, 0.0) == 10.0
     assert budget.limit(3.0, 0.1) == pytest.approx(3.3)
+
+
+def test_fgmodel_budget_limit_and_its_edges():
+    assert budget_limit(68.72, 0.05) == pytest.approx(72.156)
+    assert budget_limit(100.0, 0.0) == 100.0
+    assert within_budget(105.0, 100.0, 0.05)  # exactly at the limit is within
+    assert not within_budget(105.001, 100.0, 0.05)
+    assert within_budget(100.0, 100.0, 0.0)
+    assert not within_budget(100.1, 100.0, 0.0)
+    assert within_budget(70.82, 68.72, 0.05) and not within_budget(73.9, 68.72, 0.05)
 
 
 def _trial(state=TrialState.COMPLETE, values=None, excess=None):
