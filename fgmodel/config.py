@@ -2,7 +2,8 @@
 
 Frozen dataclasses grouped in `RunConfig`, with a strict YAML round trip: an unknown
 key, a wrong type or an out-of-range value raises `ConfigError` naming the field
-(``model.dropout``), never a silent default.
+(``model.dropout``), never a silent default. Flat views use dotted names
+(``{"optim.lr": 1e-4}``): `flatten` / `unflatten` convert, `RunConfig.replace` takes them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -20,6 +22,13 @@ from fgmodel.tasks import NUM_CLASSES
 
 NUM_STAGES = 4  # every ConvNeXt / ConvNeXt-V2 variant in timm has four stages
 PRESETS_DIR = Path(__file__).parent / "presets"
+MAX_SEED = 2**32 - 1  # numpy's seed range
+
+# The fields that may differ when a run or a study resumes: where the data is and how it is
+# read and run, not what is trained (the results do not depend on them).
+RESUME_FREE_KEYS: tuple[str, ...] = (
+    "data.root", "data.num_workers", "data.cache_dir", "model.compile", "optim.micro_batch",
+)
 
 
 class ConfigError(ValueError):
@@ -43,6 +52,7 @@ class ModelConfig:
     scra_stages: tuple[int, ...] = ()  # 0-based timm stage indices, SCRA after each
     scra_kernel: int = 1
     dropout: float = 0.0  # probability, right before the final linear layer
+    compile: bool = False  # torch.compile the forward (a speed setting: same model, same results)
 
     def validate(self) -> None:
         if not self.backbone.startswith(("convnextv2_", "convnext_")):
@@ -51,7 +61,8 @@ class ModelConfig:
             raise ConfigError("model.num_classes", f"must be >= 2, got {self.num_classes}")
         for stage in self.scra_stages:
             if not 0 <= stage < NUM_STAGES:
-                raise ConfigError("model.scra_stages", f"stage {stage} does not exist (the backbone has stages 0-{NUM_STAGES - 1})")
+                raise ConfigError("model.scra_stages",
+                                  f"stage {stage} does not exist (the backbone has stages 0-{NUM_STAGES - 1})")
         if len(set(self.scra_stages)) != len(self.scra_stages):
             raise ConfigError("model.scra_stages", f"repeated stage in {list(self.scra_stages)}")
         if self.scra_kernel not in (1, 3):
@@ -91,6 +102,9 @@ class OptimConfig:
     gamma: float = 0.1
     epochs: int = 30
     batch_size: int = 128  # the effective batch; accumulation reaches it if needed
+    # at most this many images per forward pass, gradients accumulated up to batch_size (None: the
+    # whole batch; on CUDA an out-of-memory error halves it automatically)
+    micro_batch: int | None = None
     l2sp_lambda: float = 0.0
     seed: int = 0
 
@@ -107,6 +121,10 @@ class OptimConfig:
         _check_range("optim.gamma", self.gamma, 0.0, 1.0)
         if self.l2sp_lambda < 0:
             raise ConfigError("optim.l2sp_lambda", f"must be >= 0, got {self.l2sp_lambda}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ConfigError("optim.micro_batch", f"must be >= 1 or null, got {self.micro_batch}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("optim.seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ class RunConfig:
 
     def replace(self, **dotted: Any) -> RunConfig:
         """A copy with dotted overrides, e.g. ``cfg.replace(**{"optim.epochs": 3})``."""
-        return from_dict(_merge(to_dict(self), _undot(dotted)))
+        return from_dict(_merge(to_dict(self), unflatten(dotted)))
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -170,6 +188,28 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
         f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
         for f in dataclasses.fields(config)
     }
+
+
+def flatten(nested: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"data": {"root": x}}`` -> ``{"data.root": x}``, tuples as lists (as a JSON round trip gives)."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in flatten(value).items()})
+        else:
+            flat[str(key)] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def unflatten(dotted: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"data.root": x}`` -> ``{"data": {"root": x}}``; a key without a section raises `ConfigError`."""
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in dotted.items():
+        section, _, name = key.partition(".")
+        if not name:
+            raise ConfigError(key, "overrides are 'section.key', e.g. 'optim.lr'")
+        nested.setdefault(section, {})[name] = value
+    return nested
 
 
 def from_dict(data: Mapping[str, Any]) -> RunConfig:
@@ -197,24 +237,27 @@ def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
         name = f"{section}.{key}"
         if key not in known:
             raise ConfigError(name, f"unknown key (known: {', '.join(sorted(known))})")
-        kwargs[key] = _coerce(name, hints[key], value)
+        kwargs[key] = coerce(name, hints[key], value)
     return cls(**kwargs)
 
 
-def _coerce(name: str, hint: Any, value: Any) -> Any:
-    """Check `value` against a field's type; ints pass as floats, lists as tuples."""
+def coerce(name: str, hint: Any, value: Any) -> Any:
+    """Check `value` against the type hint of field `name`; ints pass as floats, lists as tuples.
+
+    Hand-written because the config must reject (not convert) a wrong type, naming the field.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(name, inner, value)
+        return coerce(name, inner, value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(name, f"expected a list, got {type(value).__name__} {value!r}")
         (item_type, _) = typing.get_args(hint)
-        return tuple(_coerce(f"{name}[{i}]", item_type, v) for i, v in enumerate(value))
+        return tuple(coerce(f"{name}[{i}]", item_type, v) for i, v in enumerate(value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is not bool and isinstance(value, bool) or not isinstance(value, hint):
@@ -222,14 +265,7 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     return value
 
 
-def _undot(dotted: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in dotted.items():
-        section, _, name = key.partition(".")
-        if not name:
-            raise ConfigError(key, "overrides are 'section.key', e.g. 'optim.lr'")
-        nested.setdefault(section, {})[name] = value
-    return nested
+_coerce = coerce  # search/spec.py still imports the old name; drop once it imports `coerce`
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,30 +23,33 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from fgmodel import checkpoint
+from fgmodel._io import write_atomic
 from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, make_optimizer
 from fgmodel.checkpoint import CheckpointError
-from fgmodel.config import ConfigError, RunConfig, dump_yaml, load_yaml, to_dict
+from fgmodel.cli import one_line, run_main
+from fgmodel.config import RESUME_FREE_KEYS, RunConfig, dump_yaml, flatten, load_yaml, to_dict
 from fgmodel.data import build_loaders
 from fgmodel.l2sp import L2SP
 from fgmodel.model import build_model
 from fgmodel.tasks import DEMO_PROFILE
 
-__all__ = ["EpochReport", "FitResult", "fit", "final_config", "main", "CheckpointError"]
+__all__ = ["CheckpointError", "EpochReport", "FitResult", "final_config", "fit", "main"]
 
 Status = Literal["completed", "stopped", "non_finite"]
 
-# Config fields that may differ between a checkpoint and the run resuming it.
-_RESUMABLE_CHANGES = {("optim", "epochs"), ("data", "root"), ("data", "num_workers")}
+# A run may also be continued for more (or fewer) epochs than it was started with.
+_FREE_ON_RESUME = (*RESUME_FREE_KEYS, "optim.epochs")
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,6 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _seed_epoch(seed: int, epoch: int, loader: Any) -> None:
     """Make this epoch's shuffle, augmentation and dropout a function of (seed, epoch) only.
 
@@ -103,13 +102,12 @@ def _seed_epoch(seed: int, epoch: int, loader: Any) -> None:
 
 
 def _check_resumable(path: Path, saved: dict[str, Any], cfg: RunConfig) -> None:
-    current = to_dict(cfg)
-    for section, values in current.items():
-        for key, value in values.items():
-            old = saved.get(section, {}).get(key)
-            if (section, key) not in _RESUMABLE_CHANGES and old != value:
-                raise CheckpointError(f"checkpoint {path} was written by another config "
-                                      f"({section}.{key}: {old!r} there, {value!r} now)")
+    """A checkpoint resumes only under the config that wrote it, but for `_FREE_ON_RESUME`."""
+    was = flatten(saved)
+    for key, value in flatten(to_dict(cfg)).items():
+        if key not in _FREE_ON_RESUME and was.get(key) != value:
+            raise CheckpointError(f"checkpoint {path} was written by another config "
+                                  f"({key}: {was.get(key)!r} there, {value!r} now)")
 
 
 def _write_metrics(out: Path, cfg: RunConfig, status: str, reason: str, history: list[EpochReport],
@@ -128,14 +126,12 @@ def _write_metrics(out: Path, cfg: RunConfig, status: str, reason: str, history:
         "seconds": round(seconds, 3),
         "history": [r.to_dict() for r in history],
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = None, *,
         output_dir: str | Path | None = None, resume: bool = False, device: str | None = None,
-        progress: bool = False, compile_model: bool | None = None, micro_batch: int | None = None) -> FitResult:
+        progress: bool = False) -> FitResult:
     """Train `cfg` for ``cfg.optim.epochs`` epochs, reporting after each; see the module doc.
 
     output_dir: where ``last.pt``, ``best.pt``, ``metrics.json`` and ``config.yaml`` go.
@@ -145,20 +141,14 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     resumed run ends with the uninterrupted run's metrics and weights (bit for bit on CPU,
     whatever ``cfg.data.num_workers``), since every epoch's randomness is reseeded from
     (seed, epoch) and each sample's augmentation from (seed, epoch, index).
-    compile_model: ``torch.compile`` the forward (default: env ``FGMODEL_COMPILE=1``).
-    micro_batch: cap on images per forward pass, with gradient accumulation up to
-    ``cfg.optim.batch_size`` (default: env ``FGMODEL_MICRO_BATCH``, else the whole batch;
-    on CUDA an out-of-memory error halves it automatically).
+    ``cfg.model.compile`` and ``cfg.optim.micro_batch`` set how it runs (torch.compile, images
+    per forward pass), not what it learns: a resume may change them.
     Raises for bad configs, missing data and bad checkpoints; never for a non-finite loss.
     """
     started = time.perf_counter()
     dev = _resolve_device(device)
     out = Path(output_dir) if output_dir is not None else None
     seed = cfg.optim.seed
-    if compile_model is None:
-        compile_model = _env_flag("FGMODEL_COMPILE")
-    if micro_batch is None and os.environ.get("FGMODEL_MICRO_BATCH"):
-        micro_batch = int(os.environ["FGMODEL_MICRO_BATCH"])
 
     checkpoint.seed_everything(seed)
     loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")  # raises on labels beyond the head
@@ -184,14 +174,13 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
                 scheduler.load_state_dict(state["scheduler"])
                 history = [EpochReport(**r) for r in state["history"]][: cfg.optim.epochs]
             except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-                raise CheckpointError(f"checkpoint {last_path} does not fit this model: "
-                                      f"{str(exc).strip().splitlines()[0]}") from None
+                raise CheckpointError(f"checkpoint {last_path} does not fit this model: {one_line(exc)}") from None
             checkpoint.set_rng_state(state["rng"])
             start_epoch = int(state["epoch"])
         dump_yaml(cfg, out / "config.yaml")
 
-    forward = torch.compile(model) if compile_model else model
-    step = TrainStep(model, optimizer, l2sp, micro_batch=micro_batch, forward=forward)
+    forward = torch.compile(model) if cfg.model.compile else model
+    step = TrainStep(model, optimizer, l2sp, micro_batch=cfg.optim.micro_batch, forward=forward)
     best_top1 = max((r.val_top1 for r in history), default=0.0)
     status: Status = "completed"
     reason = ""
@@ -259,7 +248,8 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
 
 
 def final_config(cfg: RunConfig, *, task: str | None = None, data_root: str | None = None,
-                 epochs: int | None = None) -> tuple[RunConfig, list[str]]:
+                 epochs: int | None = None, compile: bool | None = None,
+                 micro_batch: int | None = None) -> tuple[RunConfig, list[str]]:
     """The config the CLI trains: evaluation on the test set, plus the command-line overrides.
 
     Moving a config to another task drops an explicit head size; moving it to ``demo``
@@ -280,6 +270,10 @@ def final_config(cfg: RunConfig, *, task: str | None = None, data_root: str | No
         overrides["data.root"] = data_root
     if epochs is not None:
         overrides["optim.epochs"] = epochs
+    if compile is not None:
+        overrides["model.compile"] = compile
+    if micro_batch is not None:
+        overrides["optim.micro_batch"] = micro_batch
     return cfg.replace(**overrides), notes
 
 
@@ -294,32 +288,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder (default: runs/<task>-<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
     p.add_argument("--device", help="cuda, cpu, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the forward (sets model.compile; default: the config's)")
+    p.add_argument("--micro-batch", type=int, metavar="N",
+                   help="at most N images per forward pass, gradients accumulated (sets optim.micro_batch)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    out: Path | None = None
+    return run_main(lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg, notes = final_config(load_yaml(args.config), task=args.task, data_root=args.data_root, epochs=args.epochs,
+                              compile=args.compile, micro_batch=args.micro_batch)
+    if args.resume and not args.output:
+        raise ValueError("--resume needs --output, the folder of the run to continue")
+    if args.resume and not (Path(args.output) / "last.pt").exists():
+        raise FileNotFoundError(f"nothing to resume: {Path(args.output) / 'last.pt'} does not exist")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cfg.data.num_workers > cpus:
+        notes.append(f"data.num_workers {cfg.data.num_workers} -> {cpus} (the CPUs this process may use)")
+        cfg = cfg.replace(**{"data.num_workers": cpus})
+    for note in notes:
+        print(note)
+    out = Path(args.output or f"runs/{cfg.data.task}-{datetime.now():%Y%m%d-%H%M%S}")
     try:
-        cfg, notes = final_config(load_yaml(args.config), task=args.task, data_root=args.data_root, epochs=args.epochs)
-        if args.resume and not args.output:
-            raise ValueError("--resume needs --output, the folder of the run to continue")
-        if args.resume and not (Path(args.output) / "last.pt").exists():
-            raise FileNotFoundError(f"nothing to resume: {Path(args.output) / 'last.pt'} does not exist")
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if cfg.data.num_workers > cpus:
-            notes.append(f"data.num_workers {cfg.data.num_workers} -> {cpus} (the CPUs this process may use)")
-            cfg = cfg.replace(**{"data.num_workers": cpus})
-        for note in notes:
-            print(note)
-        out = Path(args.output or f"runs/{cfg.data.task}-{datetime.now():%Y%m%d-%H%M%S}")
         result = fit(cfg, output_dir=out, resume=args.resume, device=args.device, progress=True)
-    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("interrupted" + (f"; continue with --resume --output {out}" if out else ""), file=sys.stderr)
-        return 130
+        raise KeyboardInterrupt(f"continue with --resume --output {out}") from None
     if result.status == "non_finite":
         print(f"error: {result.reason}", file=sys.stderr)
         return 1

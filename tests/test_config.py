@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from fgmodel.config import ConfigError, RunConfig, dump_yaml, from_dict, load_yaml, preset_names, to_dict
+from fgmodel.config import (
+    RESUME_FREE_KEYS,
+    ConfigError,
+    RunConfig,
+    coerce,
+    dump_yaml,
+    flatten,
+    from_dict,
+    load_yaml,
+    preset_names,
+    to_dict,
+    unflatten,
+)
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -41,6 +55,11 @@ def test_round_trip_keeps_types(tmp_path):
     ("optim", {"epochs": True}, "optim.epochs"),
     ("model", {"scra_kernel": 2}, "model.scra_kernel"),
     ("data", {"task": "imagenet"}, "data.task"),
+    ("optim", {"micro_batch": 0}, "optim.micro_batch"),
+    ("optim", {"micro_batch": 2.5}, "optim.micro_batch"),
+    ("optim", {"seed": -1}, "optim.seed"),
+    ("optim", {"seed": 2**32}, "optim.seed"),
+    ("model", {"compile": "yes"}, "model.compile"),
     ("nonsense", {}, "nonsense"),
 ])
 def test_each_error_names_its_field(section, values, field, tmp_path):
@@ -48,7 +67,8 @@ def test_each_error_names_its_field(section, values, field, tmp_path):
         from_dict({section: values})
     assert info.value.field.startswith(field) and str(info.value).startswith(field)
     path = tmp_path / "bad.yaml"
-    path.write_text(f"{section}:\n" + "".join(f"  {k}: {v!r}\n" for k, v in values.items()) if values else f"{section}: {{}}\n")
+    lines = "".join(f"  {k}: {v!r}\n" for k, v in values.items())
+    path.write_text(f"{section}:\n{lines}" if values else f"{section}: {{}}\n")
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_yaml(path)
 
@@ -76,3 +96,45 @@ def test_config_error_survives_pickling():
 
     error = pickle.loads(pickle.dumps(ConfigError("model.dropout", "must be in [0, 1), got 1.5")))
     assert (error.field, str(error)) == ("model.dropout", "model.dropout: must be in [0, 1), got 1.5")
+
+
+def test_flatten_and_unflatten_are_inverses_and_survive_json():
+    cfg = RunConfig().replace(**{"model.scra_stages": [0, 2], "optim.micro_batch": 16, "model.compile": True})
+    flat = flatten(to_dict(cfg))
+    assert flat["model.scra_stages"] == [0, 2] and flat["optim.micro_batch"] == 16 and flat["data.cache_dir"] is None
+    assert json.loads(json.dumps(flat)) == flat  # tuples came out as lists
+    assert len(flat) == sum(len(values) for values in to_dict(cfg).values()) == 33
+    assert all(key.count(".") == 1 for key in flat)
+    assert from_dict(unflatten(flat)) == cfg
+    assert flatten({"data": {"root": "/d"}, "a": {"b": {"c": (1, 2)}}}) == {"data.root": "/d", "a.b.c": [1, 2]}
+    assert unflatten({"data.root": "/d", "data.num_workers": 0, "optim.lr": 0.1}) == {
+        "data": {"root": "/d", "num_workers": 0}, "optim": {"lr": 0.1}}
+    with pytest.raises(ConfigError, match="'section.key'"):
+        unflatten({"lr": 0.1})
+
+
+def test_coerce_checks_types_without_converting():
+    assert coerce("optim.lr", float, 1) == 1.0 and isinstance(coerce("optim.lr", float, 1), float)
+    assert coerce("model.scra_stages", tuple[int, ...], [0, 3]) == (0, 3)
+    assert coerce("optim.micro_batch", int | None, None) is None
+    with pytest.raises(ConfigError, match=r"model\.scra_stages\[1\]: expected int, got str"):
+        coerce("model.scra_stages", tuple[int, ...], [0, "3"])
+    with pytest.raises(ConfigError, match="expected int, got bool"):
+        coerce("optim.epochs", int, True)
+    with pytest.raises(ConfigError, match="expected float, got str"):
+        coerce("optim.lr", float, "1e-3")
+
+
+def test_resume_free_keys_are_real_fields_about_data_and_speed():
+    flat = flatten(to_dict(RunConfig()))
+    assert set(RESUME_FREE_KEYS) <= set(flat)
+    assert set(RESUME_FREE_KEYS) == {"data.root", "data.num_workers", "data.cache_dir", "model.compile",
+                                     "optim.micro_batch"}
+
+
+def test_runtime_settings_default_off_and_round_trip(tmp_path):
+    base = RunConfig()
+    assert (base.model.compile, base.optim.micro_batch) == (False, None)
+    cfg = base.replace(**{"model.compile": True, "optim.micro_batch": 8})
+    dump_yaml(cfg, tmp_path / "c.yaml")
+    assert load_yaml(tmp_path / "c.yaml") == cfg

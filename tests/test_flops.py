@@ -50,7 +50,8 @@ def test_cached_per_architecture():
 
 
 def test_cli_in_process_over_budget_and_bad_input(capsys):
-    flops.main(["--backbone", "convnextv2_large", "--num-classes", "300", "--scra-stages", "0", "1", "2", "--scra-kernel", "3"])
+    assert flops.main(["--backbone", "convnextv2_large", "--num-classes", "300", "--scra-stages", "0", "1", "2",
+                       "--scra-kernel", "3"]) == 0
     out = capsys.readouterr().out
     assert "74.96" in out and "+6.243 GFLOPs (+9.08%)" in out and "OVER the +5% budget" in out
     assert flops.main(["--num-classes", "300", "--scra-stages", "4"]) == 2
@@ -63,7 +64,8 @@ def test_cli_in_process_over_budget_and_bad_input(capsys):
 @pytest.mark.slow
 def test_cli_subprocess_prints_the_paper_numbers():
     out = subprocess.run(
-        [sys.executable, "-m", "fgmodel.flops", "--backbone", "convnextv2_large", "--num-classes", "300", "--scra-stages", "0"],
+        [sys.executable, "-m", "fgmodel.flops", "--backbone", "convnextv2_large", "--num-classes", "300",
+         "--scra-stages", "0"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "GFLOPs:  68.95" in out and "params:  196.918M" in out

@@ -1,13 +1,11 @@
 """fgmodel.train: the step on hand-made tensors (milliseconds), then `fit` and the CLI on the
-demo task (convnextv2_atto at 32-64 px, CPU, in-process loaders)."""
+demo task (convnextv2_atto at 32-64 px, CPU, in-process loaders; marked slow)."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +15,16 @@ from torch import nn
 
 import fgmodel.train as train_mod
 from fgmodel import checkpoint
-from fgmodel._train_step import NonFiniteLoss, TrainStep, topk_correct
+from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate
 from fgmodel.checkpoint import CheckpointError
-from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml
+from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
 from fgmodel.data import load_task
 from fgmodel.tasks import DEMO_PROFILE
 from fgmodel.train import EpochReport, final_config, fit
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- the step, on a tiny hand-made model -------------------------------------------------
@@ -90,13 +90,18 @@ def test_non_finite_loss_raises_before_any_update():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
 
 
-def test_topk_counts_and_clips_k_to_the_class_count():
-    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
-    labels = torch.tensor([1, 2, 2, 1])
-    top1, top5 = topk_correct(logits, labels, 5)  # k = min(5, 3) = 3: every label is in the top 3
-    assert (top1.item(), top5.item()) == (2, 4)
-    top1, top2 = topk_correct(logits, labels, 2)
-    assert (top1.item(), top2.item()) == (2, 3)
+def test_evaluate_weighs_batches_by_their_images_and_clips_k_to_the_class_count():
+    """The "model" passes logits through; a 4-image and a 3-image batch (top-1 2/4 and 1/3)."""
+    batches = [
+        (torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]]),
+         torch.tensor([1, 2, 2, 1]), 0),
+        (torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.2, 0.7], [0.3, 0.6, 0.1]]), torch.tensor([0, 0, 0]), 0),
+    ]
+    cpu = torch.device("cpu")
+    assert evaluate(nn.Identity(), batches, cpu, k=2) == (3 / 7, 5 / 7)  # not the batch mean (2/4 + 1/3) / 2
+    assert evaluate(nn.Identity(), batches, cpu, k=5) == (3 / 7, 1.0)  # k = min(5, 3): every label in the top 3
+    with pytest.raises(ValueError, match="evaluation set is empty"):
+        evaluate(nn.Identity(), [], cpu)
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -118,8 +123,20 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path: Path):
 
 
 def test_epoch_seed_depends_on_seed_and_epoch_only():
-    assert checkpoint.epoch_seed(0, 1) == checkpoint.epoch_seed(0, 1)
+    assert checkpoint.epoch_seed(0, 1) == int(np.random.SeedSequence([0, 1]).generate_state(1)[0])
+    assert 0 <= checkpoint.epoch_seed(2**40, 7) < 2**32
     assert len({checkpoint.epoch_seed(s, e) for s in range(3) for e in range(1, 4)}) == 9
+
+
+def test_seed_everything_seeds_python_numpy_and_torch():
+    checkpoint.seed_everything(11)
+    first = _draws()
+    checkpoint.seed_everything(11)
+    assert _draws() == first
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    assert _draws() == first
 
 
 def test_unreadable_checkpoints_raise_one_error_naming_the_file(tmp_path: Path):
@@ -151,6 +168,29 @@ def test_final_config_switches_a_paper_preset_to_the_demo_profile():
     assert len(notes) == 1 and "demo profile" in notes[0]
 
 
+def test_cli_flags_set_the_runtime_fields():
+    args = train_mod._parser().parse_args(["--config", "paper_best", "--compile", "--micro-batch", "16"])
+    cfg, _ = final_config(load_yaml(args.config), compile=args.compile, micro_batch=args.micro_batch)
+    assert (cfg.model.compile, cfg.optim.micro_batch) == (True, 16)
+    args = train_mod._parser().parse_args(["--config", "paper_best"])
+    assert (args.compile, args.micro_batch) == (None, None)  # absent: the config's own values stay
+    cfg, _ = final_config(load_yaml("paper_best").replace(**{"optim.micro_batch": 4}), compile=args.compile)
+    assert (cfg.model.compile, cfg.optim.micro_batch) == (False, 4)
+
+
+def test_resume_accepts_changed_data_location_and_speed_settings_but_not_training_fields(tmp_path: Path):
+    saved = RunConfig(data=DataConfig(task="demo", root="/old", cache_dir=None))
+    moved = saved.replace(**{"data.root": "/new", "data.num_workers": 0, "data.cache_dir": "/cache",
+                             "model.compile": True, "optim.micro_batch": 8, "optim.epochs": 40})
+    train_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved)
+    old_checkpoint = {section: {k: v for k, v in values.items() if k not in ("compile", "micro_batch")}
+                      for section, values in to_dict(saved).items()}  # written before those fields existed
+    train_mod._check_resumable(tmp_path / "last.pt", old_checkpoint, moved)
+    for key, value in (("optim.lr", 0.1), ("data.image_size", 64), ("augment.hflip_p", 0.5)):
+        with pytest.raises(CheckpointError, match=rf"last.pt was written by another config \({key}: "):
+            train_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved.replace(**{key: value}))
+
+
 def test_final_config_keeps_an_exported_config_as_is_but_for_test_eval():
     exported = RunConfig(model=ModelConfig(backbone="convnextv2_atto", num_classes=20), data=DataConfig(task="demo"))
     cfg, notes = final_config(exported)
@@ -160,22 +200,6 @@ def test_final_config_keeps_an_exported_config_as_is_but_for_test_eval():
 
 
 # --- fit and the CLI on the demo task --------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core box, two spinning OpenMP threads run 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    load_task("demo", root)  # generate once for the module
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -243,9 +267,22 @@ def test_fit_learns_and_reports_every_field(demo_root: Path):
 
 
 @pytest.mark.slow
-def test_report_can_stop_the_run(demo_root: Path, tmp_path: Path):
+def test_report_can_stop_the_run_and_the_config_sets_compile_and_micro_batch(demo_root: Path, tmp_path: Path,
+                                                                             monkeypatch):
+    compiled, micro_batches = [], []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)  # inductor takes minutes
+    real_step = train_mod.TrainStep
+
+    def recording_step(*args, **kwargs):
+        step = real_step(*args, **kwargs)
+        micro_batches.append(step.micro_batch)
+        return step
+
+    monkeypatch.setattr(train_mod, "TrainStep", recording_step)
     seen = []
-    result = fit(demo_config(demo_root, **{"optim.epochs": 3}), lambda r: seen.append(r) or True, output_dir=tmp_path)
+    cfg = demo_config(demo_root, **{"optim.epochs": 3, "optim.micro_batch": 12, "model.compile": True})
+    result = fit(cfg, lambda r: seen.append(r) or True, output_dir=tmp_path)
+    assert micro_batches == [12] and len(compiled) == 1 and compiled[0].num_classes == 20
     assert result.status == "stopped" and "after epoch 1 of 3" in result.reason
     assert [r.epoch for r in result.history] == [1] and seen == result.history
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -308,6 +345,7 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(demo_root: Path, tmp_pa
         fit(cfg, output_dir=tmp_path / "killed", resume=True)
 
 
+@pytest.mark.slow
 def test_loader_workers_draw_the_same_augmentations_as_in_process_loading(small_demo_root: Path):
     """Per-sample seeds from the sampler: persistent workers remember nothing between epochs."""
     from fgmodel.data import build_loaders
@@ -366,12 +404,17 @@ def test_cli_trains_writes_its_outputs_and_reports_a_bad_checkpoint_in_one_line(
     assert err.startswith("error: checkpoint ") and "last.pt" in err and "Traceback" not in err
 
 
-def test_cli_rejects_an_unknown_config_key_in_one_line(tmp_path: Path):
+def test_cli_rejects_bad_input_in_one_line_before_training(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lr: 0.001\n  learning_rate: 0.1\n")
-    proc = subprocess.run([sys.executable, "-m", "fgmodel.train", "--config", str(bad)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-    assert "optim.learning_rate" in proc.stderr and "unknown key" in proc.stderr
-    assert not (tmp_path / "runs").exists()
+    assert train_mod.main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: optim.learning_rate: unknown key") and err.count("\n") == 1
+    assert train_mod.main(["--config", "paper_best", "--micro-batch", "0"]) == 2
+    assert capsys.readouterr().err == "error: optim.micro_batch: must be >= 1 or null, got 0\n"
+    assert train_mod.main(["--config", "paper_best", "--resume"]) == 2
+    assert capsys.readouterr().err == "error: --resume needs --output, the folder of the run to continue\n"
+    assert train_mod.main(["--config", "paper_best", "--resume", "--output", "run"]) == 2
+    assert capsys.readouterr().err == "error: nothing to resume: run/last.pt does not exist\n"
+    assert list(tmp_path.iterdir()) == [bad]  # no run folder
