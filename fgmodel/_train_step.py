@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import ContextManager, Protocol
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from timm.utils import accuracy
 from torch import nn
 
 
@@ -26,7 +28,7 @@ class GradPenalty(Protocol):
     def apply_(self) -> torch.Tensor: ...
 
 
-def autocast(device: torch.device) -> ContextManager:
+def autocast(device: torch.device) -> AbstractContextManager:
     """bf16 autocast on CUDA (no loss scaling needed); plain float32 elsewhere."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -103,28 +105,25 @@ class TrainStep:
         return value, penalty
 
 
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(top-1 hits, top-k hits) as device tensors; k is clipped to the class count."""
-    k = min(k, logits.shape[1])
-    hits = logits.topk(k, dim=1).indices == labels[:, None]
-    return hits[:, 0].sum(), hits.any(dim=1).sum()
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, k: int = 5) -> tuple[float, float]:
-    """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches."""
+    """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches.
+
+    `timm.utils.accuracy` gives each batch's percentages (k clipped to the class count); they
+    are summed as hit counts on the device, so batches of any size weigh by their images and
+    the result is read back once.
+    """
     model.eval()
-    top1 = torch.zeros((), dtype=torch.long, device=device)
-    topk = torch.zeros((), dtype=torch.long, device=device)
+    hits = torch.zeros(2, dtype=torch.float64, device=device)
     total = 0
     for images, labels, *_ in loader:
         images, labels = to_device(images, labels, device)
         with autocast(device):
             logits = model(images)
-        hit1, hitk = topk_correct(logits.float(), labels, k)
-        top1 += hit1
-        topk += hitk
+        top1, topk = accuracy(logits.float(), labels, topk=(1, k))
+        hits += torch.stack([top1, topk]).double() * (len(labels) / 100.0)
         total += len(labels)
     if total == 0:
         raise ValueError("the evaluation set is empty")
-    return top1.item() / total, topk.item() / total
+    top1_hits, topk_hits = (round(h) for h in hits.tolist())  # counts, up to float rounding
+    return top1_hits / total, topk_hits / total

@@ -7,13 +7,17 @@ intact), and a file that cannot be read raises `CheckpointError` naming it.
 
 from __future__ import annotations
 
-import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
+from timm.utils import random_seed
+
+from fgmodel._io import atomic_path
+from fgmodel.cli import one_line
 
 FORMAT_VERSION = 1
 
@@ -23,10 +27,12 @@ class CheckpointError(ValueError):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed every RNG a training run draws from (python, numpy, torch CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    """Seed every RNG a training run draws from: python, numpy, torch CPU and every CUDA device.
+
+    timm's `random_seed` does exactly that (``torch.manual_seed`` covers CUDA); numpy takes
+    seeds in [0, 2**32), which `OptimConfig` checks.
+    """
+    random_seed(seed)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -60,15 +66,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_atomic(payload: Mapping[str, Any], path: str | Path) -> None:
-    """`torch.save` to a temporary file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save({"format_version": FORMAT_VERSION, **payload}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """`torch.save` the payload (plus the format version) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format_version": FORMAT_VERSION, **payload}, tmp)
 
 
 def load(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -79,8 +79,8 @@ def load(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, wrong format: all one answer
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {detail}") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): "
+                              f"{one_line(exc)}") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not an fgmodel checkpoint (format {FORMAT_VERSION})")
     missing = [key for key in required if key not in data]

@@ -9,20 +9,22 @@ Dropout is timm's own `head.drop`, which sits right before `head.fc`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Mapping
-from unittest import mock
+from typing import Any
 from urllib.parse import urlparse
 
 import timm
 import torch
-from timm.models import get_pretrained_cfg
+from timm.models import get_pretrained_cfg, load_state_dict
 from timm.models.convnext import checkpoint_filter_fn
 from torch import nn
 
+from fgmodel.cli import one_line
 from fgmodel.config import ConfigError, ModelConfig
 from fgmodel.scra import SCRA
 
@@ -97,7 +99,7 @@ def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.devic
     if num_classes < 1:
         raise ConfigError("model.num_classes", f"must be >= 1, got {num_classes}")
     device = torch.device(device)
-    kwargs = dict(num_classes=num_classes, drop_rate=cfg.dropout)
+    kwargs = {"num_classes": num_classes, "drop_rate": cfg.dropout}
 
     if device.type == "meta":
         with torch.device("meta"):
@@ -114,11 +116,13 @@ def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.devic
             backbone = timm.create_model(cfg.backbone, **kwargs)
             loaded, source = None, "random (fallback)"
 
+    scra_device = "meta" if device.type == "meta" else None
     scra = nn.ModuleDict({
-        str(stage): SCRA(backbone.feature_info[stage]["num_chs"], cfg.scra_kernel, device="meta" if device.type == "meta" else None)
+        str(stage): SCRA(backbone.feature_info[stage]["num_chs"], cfg.scra_kernel, device=scra_device)
         for stage in sorted(cfg.scra_stages)
     })
-    names = [n for n, _ in backbone.named_parameters() if not n.startswith(CLASSIFIER) and (loaded is None or n in loaded)]
+    names = [n for n, _ in backbone.named_parameters()
+             if not n.startswith(CLASSIFIER) and (loaded is None or n in loaded)]
     model = FGModel(backbone, scra, [f"backbone.{n}" for n in names], source)
     return model if device.type == "meta" else model.to(device)
 
@@ -148,14 +152,33 @@ def _load_hub(backbone_name: str, tag: str, kwargs: dict[str, Any]) -> tuple[nn.
 
     offline = hub.is_offline_mode() or not _reachable(hub.ENDPOINT)
     try:
-        # Offline, the hub client retries for ~45 s before failing; its cache still works.
-        with mock.patch.object(hub, "HF_HUB_OFFLINE", hub.HF_HUB_OFFLINE or offline):
+        with _hub_offline(offline):
             backbone = timm.create_model(tag, pretrained=True, **kwargs)
     except Exception as exc:  # the hub client raises OSError, httpx and RuntimeError subclasses
-        why = "the model hub is unreachable and they are not cached" if offline else f"{type(exc).__name__}: {exc}"
-        raise PretrainedUnavailable(f"model.pretrained: cannot get timm weights {tag!r} ({why}); "
-                                    "give a local .safetensors/.pth file or set model.pretrained_fallback: true") from None
+        why = ("the model hub is unreachable and they are not cached" if offline
+               else f"{type(exc).__name__}: {one_line(exc)}")
+        raise PretrainedUnavailable(f"model.pretrained: cannot get timm weights {tag!r} ({why}); give a local "
+                                    ".safetensors/.pth file or set model.pretrained_fallback: true") from None
     return backbone, {n for n, _ in backbone.named_parameters() if not n.startswith(CLASSIFIER)}
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """Put the hub client in offline mode (cache only) for the block when `offline`.
+
+    Unreachable, the client retries for ~45 s before failing, while in offline mode it
+    answers from its cache at once. timm passes no ``local_files_only`` through, and the
+    client reads its mode from ``huggingface_hub.constants.HF_HUB_OFFLINE`` on each call
+    (the ``HF_HUB_OFFLINE`` variable is read only at import), so the flag is set there.
+    """
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = before or offline
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
 
 
 def _reachable(url: str) -> bool:
@@ -170,18 +193,20 @@ def _reachable(url: str) -> bool:
 
 
 def _load_file(backbone: nn.Module, path: Path) -> set[str]:
-    """Load a local checkpoint into `backbone`; return the names of the tensors loaded."""
+    """Load a local checkpoint into `backbone`; return the names of the tensors loaded.
+
+    Reading is timm's `load_state_dict` (.safetensors or ``torch.load(weights_only=True)``,
+    unwrapping ``state_dict_ema`` / ``model_ema`` / ``state_dict`` / ``model`` in timm's
+    order, stripping ``module.``); by hand only what timm's loader does not: unwrapping an
+    FGModel checkpoint (``backbone.``), keeping a head of another class count fresh, and
+    naming what does not fit in one line.
+    """
     if not path.is_file():
         raise PretrainedUnavailable(f"model.pretrained: weights file {path} not found")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(path, device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state_dict(str(path), use_ema=True, device="cpu", weights_only=True)
     except Exception as exc:  # a corrupt file or a pickle holding more than tensors
-        raise ValueError(f"model.pretrained: cannot read {path}: {type(exc).__name__}: {exc}") from None
+        raise ValueError(f"model.pretrained: cannot read {path}: {type(exc).__name__}: {one_line(exc)}") from None
     state = _unwrap(state, path)
     try:
         state = checkpoint_filter_fn(state, backbone)  # remaps the original ConvNeXt(-V2) releases
@@ -206,15 +231,9 @@ def _load_file(backbone: nn.Module, path: Path) -> set[str]:
 
 
 def _unwrap(state: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensor dict of a checkpoint: plain, under a usual key, or an FGModel state dict."""
-    if isinstance(state, Mapping):
-        for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
-            if isinstance(state.get(key), Mapping):
-                state = state[key]
-                break
+    """The backbone's tensors: an FGModel state dict loses its ``backbone.`` prefix (and its SCRA)."""
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"model.pretrained: {path} holds no state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
     if any(k.startswith("backbone.") for k in state):
         state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     return dict(state)

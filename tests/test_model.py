@@ -156,6 +156,23 @@ def test_local_pth_other_class_count_skips_the_head(tmp_path):
     assert not any(n.startswith("backbone.head.fc") for n in model.l2sp_param_names)
 
 
+def test_timm_training_checkpoint_loads_its_ema_weights(tmp_path):
+    """timm's train.py saves ``state_dict`` (DDP: ``module.`` keys), ``state_dict_ema`` and ``args``."""
+    import argparse
+
+    src, ema = _source(10), build_model(atto(), 10)
+    path = tmp_path / "checkpoint-7.pth"
+    torch.save({"epoch": 7, "args": argparse.Namespace(lr=0.1),
+                "state_dict": {f"module.{k}": v for k, v in src.backbone.state_dict().items()},
+                "state_dict_ema": ema.backbone.state_dict()}, path)
+    model = build_model(atto(pretrained=str(path)), 10)
+    assert _assert_backbone_equal(ema, model) == len(ema.backbone.state_dict())
+    assert not torch.equal(model.backbone.stem[0].weight, src.backbone.stem[0].weight)
+    no_ema = tmp_path / "no_ema.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.backbone.state_dict().items()}}, no_ema)
+    assert _assert_backbone_equal(src, build_model(atto(pretrained=str(no_ema)), 10)) > 0
+
+
 def test_checkpoint_of_another_backbone_is_rejected(tmp_path):
     path = tmp_path / "femto.safetensors"
     save_file(build_model(ModelConfig(backbone="convnextv2_femto"), 10).backbone.state_dict(), str(path))
@@ -185,6 +202,27 @@ def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
         build_model(atto(pretrained="convnextv2_atto.fcmae_ft_in1k", pretrained_fallback=True), 5)
     with pytest.raises(ConfigError, match="model.pretrained"):
         build_model(atto(pretrained="convnextv2_atto.no_such_tag"), 5)
+
+
+def test_an_unreachable_hub_is_asked_offline_and_the_mode_restored(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub
+
+    import fgmodel.model as model_mod
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(model_mod, "_reachable", lambda url: False)
+    seen = []
+    real_create = model_mod.timm.create_model
+
+    def create(*args, **kwargs):
+        seen.append(hub.HF_HUB_OFFLINE)
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(model_mod.timm, "create_model", create)
+    with pytest.raises(PretrainedUnavailable, match="unreachable and they are not cached"):
+        build_model(atto(pretrained="convnextv2_atto.fcmae_ft_in1k"), 5)
+    assert seen == [True] and hub.HF_HUB_OFFLINE is False
 
 
 def test_meta_device_allocates_and_loads_nothing():
