@@ -80,7 +80,8 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
 
     base = med["plain"]
-    print(f"{args.backbone} + SCRA at {args.image_size} px, batch {args.batch}, CPU x{torch.get_num_threads()} threads, "
+    print(f"{args.backbone} + SCRA at {args.image_size} px, batch {args.batch}, "
+          f"CPU x{torch.get_num_threads()} threads, "
           f"{len(params)} L2SP tensors ({sum(p.numel() for p in params) / 1e6:.2f}M values), "
           f"median of {args.rounds} round-robin rounds")
     print(f"plain step                      {base * 1e3:8.1f} ms   1.000x")

@@ -29,7 +29,7 @@ from torchvision.datasets import ImageFolder
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fgmodel.augment import norm_stats, train_transform  # noqa: E402
-from fgmodel.config import load_yaml, PRESETS_DIR  # noqa: E402
+from fgmodel.config import PRESETS_DIR, load_yaml  # noqa: E402
 from fgmodel.data import ImageDataset, Sample, collate  # noqa: E402
 from fgmodel.data.cache import CachedDataset  # noqa: E402
 
@@ -55,7 +55,8 @@ def epoch_rate(dataset) -> float:
     CPU time of this single-threaded process, not wall time: on a shared machine the
     wall clock also counts other processes' turns.
     """
-    loader = DataLoader(dataset, batch_size=32, num_workers=0, collate_fn=collate if isinstance(dataset, ImageDataset) else None)
+    collate_fn = collate if isinstance(dataset, ImageDataset) else None
+    loader = DataLoader(dataset, batch_size=32, num_workers=0, collate_fn=collate_fn)
     start = time.process_time()
     n = sum(len(batch[1]) for batch in loader)
     return n / (time.process_time() - start)

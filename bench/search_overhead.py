@@ -74,7 +74,8 @@ def main() -> None:
         slots = outcome.wall_seconds * s.concurrency
         trial_walls = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trained]
         per_trial_extra = statistics.mean(w - t.user_attrs["train_seconds"] for w, t in zip(trial_walls, trained))
-        states = {st.name: sum(t.state == st for t in trials) for st in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        states = {st.name: sum(t.state == st for t in trials)
+                  for st in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         print(f"demo search: {len(trials)} trials {states}, {len(trained)} trained, "
               f"concurrency {s.concurrency}, {s.image_size} px, {s.epochs} epochs max")
         print(f"wall {outcome.wall_seconds:.1f} s x {s.concurrency} slots = {slots:.1f} slot-s; "

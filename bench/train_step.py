@@ -100,7 +100,8 @@ def main() -> None:
     flops_plain = flops.baseline(cfg, n, size).gflops
     flops_ratio = flops_ours / flops_plain
 
-    print(f"{args.backbone} @ {size}px, batch {batch}, {device} ({torch.get_num_threads()} threads), {args.rounds} rounds x {per_round} steps per side "
+    print(f"{args.backbone} @ {size}px, batch {batch}, {device} ({torch.get_num_threads()} threads), "
+          f"{args.rounds} rounds x {per_round} steps per side "
           f"(fgmodel: SCRA after stages {list(cfg.scra_stages)}, dropout {args.dropout}, L2SP {args.l2sp})")
     print(f"plain timm + CE + Adam : {rate['plain']:8.1f} img/s")
     print(f"fgmodel TrainStep      : {rate['fgmodel']:8.1f} img/s")

@@ -7,7 +7,7 @@ out, so a config without augmentation gives a deterministic pipeline.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import timm
 import torch
@@ -41,9 +41,11 @@ def train_transform(aug: AugmentConfig, image_size: int, mean: Sequence[float], 
     if aug.hflip_p > 0:
         steps.append(v2.RandomHorizontalFlip(p=aug.hflip_p))
     if aug.rotation_p > 0 and aug.rotation_deg > 0:
-        steps.append(_with_p(v2.RandomRotation(aug.rotation_deg, interpolation=v2.InterpolationMode.BILINEAR), aug.rotation_p))
+        rotation = v2.RandomRotation(aug.rotation_deg, interpolation=v2.InterpolationMode.BILINEAR)
+        steps.append(_with_p(rotation, aug.rotation_p))
     if aug.jitter_p > 0 and any((aug.brightness, aug.contrast, aug.saturation, aug.hue)):
-        jitter = v2.ColorJitter(brightness=aug.brightness, contrast=aug.contrast, saturation=aug.saturation, hue=aug.hue)
+        jitter = v2.ColorJitter(brightness=aug.brightness, contrast=aug.contrast, saturation=aug.saturation,
+                                hue=aug.hue)
         steps.append(_with_p(jitter, aug.jitter_p))
     return v2.Compose(steps + _to_tensor(mean, std))
 

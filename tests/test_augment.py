@@ -69,4 +69,5 @@ def test_build_transforms_uses_the_run_config():
     image = Image.new("RGB", (70, 50), (10, 20, 30))
     assert train_tf(image).shape == eval_tf(image).shape == (3, 40, 40)
     paper_train, _ = build_transforms(load_yaml("paper_best"))
-    assert sum(isinstance(t, (v2.RandomHorizontalFlip, v2.RandomApply, v2.ColorJitter)) for t in paper_train.transforms) == 3
+    random_ops = (v2.RandomHorizontalFlip, v2.RandomApply, v2.ColorJitter)
+    assert sum(isinstance(t, random_ops) for t in paper_train.transforms) == 3
