@@ -265,9 +265,6 @@ def coerce(name: str, hint: Any, value: Any) -> Any:
     return value
 
 
-_coerce = coerce  # search/spec.py still imports the old name; drop once it imports `coerce`
-
-
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     merged = {k: dict(v) for k, v in base.items()}
     for section, values in update.items():
