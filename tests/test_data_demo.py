@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from fgmodel.config import RunConfig
-from fgmodel.data import build_loaders, load_task
-from fgmodel.data import demo
-from fgmodel.tasks import DEMO_PROFILE, NUM_CLASSES
+from fgmodel.data import DEMO_PROFILE, NUM_CLASSES, build_loaders, demo, get_task, load_task
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +34,10 @@ def test_generation_is_deterministic(tmp_path: Path):
 def test_demo_reads_through_the_cub_loader(demo_root: Path):
     data = load_task("demo", demo_root)
     assert (demo_root / "demo" / f"v{demo.VERSION}-seed{demo.SEED}" / "CUB_200_2011" / "images.txt").is_file()
-    assert len(data.classes) == NUM_CLASSES["demo"] == 20
+    assert len(data.classes) == NUM_CLASSES["demo"] == get_task("demo").num_classes == 20
     assert data.classes[:2] == ["001.red_crown", "002.red_wing"]
-    assert len(data.train) == 20 * demo.TRAIN_PER_CLASS and len(data.test) == 20 * (demo.PER_CLASS - demo.TRAIN_PER_CLASS)
+    assert len(data.train) == 20 * demo.TRAIN_PER_CLASS
+    assert len(data.test) == 20 * (demo.PER_CLASS - demo.TRAIN_PER_CLASS)
     assert sorted({s.label for s in data.train}) == list(range(20))
     assert data.train[0].path.endswith("images/001.red_crown/red_crown_0000.jpg")
     # image 1 on disk is exactly what the generator renders for (seed, 1)

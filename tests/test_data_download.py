@@ -1,5 +1,6 @@
 """`download` against a Range-capable HTTP server on 127.0.0.1 serving fixture archives."""
 
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -8,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from data_fixtures import make_cub
+from data_fixtures import make_aircraft, make_cub, make_foodx
 
+from fgmodel.data import _registry, get_task, load_task
 from fgmodel.data import download as dl
-from fgmodel.data import load_task
 from fgmodel.data.__main__ import main
 
 
@@ -144,19 +145,65 @@ def test_extract_allows_links_inside(tmp_path: Path):
     assert (tmp_path / "out" / "d" / "alias.txt").read_bytes() == b"x"
 
 
-def _cub_archive(tmp_path: Path) -> bytes:
-    make_cub(tmp_path / "src", per_class=(2, 2))
+def _tar_of(paths: dict[str, Path], mode: str) -> bytes:
+    """A tar of `paths` (arcname -> file or folder on disk)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(tmp_path / "src" / "CUB_200_2011", arcname="CUB_200_2011")
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for arcname, path in paths.items():
+            tar.add(path, arcname=arcname)
     return buf.getvalue()
+
+
+def _official_archives(tmp_path: Path) -> dict[str, bytes]:
+    """Tiny stand-ins for every official archive, by file name, laid out as the real ones are."""
+    src = tmp_path / "src"
+    make_cub(src, per_class=(2, 2))
+    make_aircraft(src, trainval=1, test=1)
+    food = make_foodx(src / "foodx", train=(2, 1), val=1)
+    annot = {name: food / name for name in ("class_list.txt", "train_info.csv", "val_info.csv", "test_info.csv")}
+    return {
+        "CUB_200_2011.tgz": _tar_of({"CUB_200_2011": src / "CUB_200_2011"}, "w:gz"),
+        "fgvc-aircraft-2013b.tar.gz": _tar_of({"fgvc-aircraft-2013b": src / "fgvc-aircraft-2013b"}, "w:gz"),
+        "annot.tar": _tar_of(annot, "w"),
+        "train.tar": _tar_of({"train_set": food / "train_set"}, "w"),
+        "val.tar": _tar_of({"val_set": food / "val_set"}, "w"),
+    }
+
+
+def _serve(monkeypatch, server, task: str, files: dict[str, bytes], md5: str | None = None) -> None:
+    """Point `task`'s registered archives at `server`, keeping their file names and folders.
+
+    A registered checksum becomes the served file's (or `md5`); a missing one stays missing.
+    """
+    spec = get_task(task)
+    archives = []
+    for a in spec.archives:
+        server.files[f"/files/{a.filename}"] = files[a.filename]
+        checksum = (md5 or _md5(files[a.filename])) if a.md5 else None
+        archives.append(dataclasses.replace(a, url=f"{server.url}/files/{a.filename}", md5=checksum))
+    monkeypatch.setitem(_registry.TASKS, task, dataclasses.replace(spec, archives=tuple(archives)))
+
+
+@pytest.mark.parametrize("task, classes", [("cub", 2), ("aircraft", 3), ("cub_aircraft", 5), ("foodx", 2)])
+def test_each_task_downloads_into_the_layout_its_loader_reads(server, tmp_path: Path, monkeypatch, task, classes):
+    """The registered archives (names, target folders) are all the loader needs, and no more."""
+    _serve(monkeypatch, server, task, _official_archives(tmp_path))
+    root = tmp_path / "data"
+    dl.download(task, root, progress=False)
+    assert len(load_task(task, root).classes) == classes
+    fetched = sorted(path for path, _ in server.requests)
+    assert fetched == sorted(f"/files/{a.filename}" for a in get_task(task).archives)
+    assert len(fetched) == {"cub": 1, "aircraft": 1, "cub_aircraft": 2, "foodx": 3}[task]
+
+
+def _cub_archive(tmp_path: Path) -> bytes:
+    return _tar_of({"CUB_200_2011": make_cub(tmp_path / "src", per_class=(2, 2))}, "w:gz")
 
 
 def test_download_cli_fetches_extracts_and_loads(server, tmp_path: Path, monkeypatch, capsys):
     data = _cub_archive(tmp_path)
-    server.files["/files/CUB_200_2011.tgz"] = data
+    _serve(monkeypatch, server, "cub", {"CUB_200_2011.tgz": data})
     server.cut.add("/files/CUB_200_2011.tgz")
-    monkeypatch.setitem(dl.ARCHIVES, "cub", [dl.Archive(server.url + "/files/CUB_200_2011.tgz", _md5(data))])
     root = tmp_path / "data"
     assert main(["download", "cub", "--root", str(root), "--no-progress"]) == 0
     assert "cub: 2 train, 2 test, 2 classes" in capsys.readouterr().out
@@ -168,16 +215,8 @@ def test_download_cli_fetches_extracts_and_loads(server, tmp_path: Path, monkeyp
 
 
 def test_download_cli_wrong_md5_is_one_line(server, tmp_path: Path, monkeypatch, capsys):
-    server.files["/x.tgz"] = _cub_archive(tmp_path)
-    monkeypatch.setitem(dl.ARCHIVES, "cub", [dl.Archive(server.url + "/x.tgz", "f" * 32)])
+    _serve(monkeypatch, server, "cub", {"CUB_200_2011.tgz": _cub_archive(tmp_path)}, md5="f" * 32)
     assert main(["download", "cub", "--root", str(tmp_path / "data"), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "md5" in err and "\n" not in err
     assert not (tmp_path / "data" / "CUB_200_2011").exists()
-
-
-def test_official_sources_match_design():
-    cub = dl.ARCHIVES["cub"][0]
-    assert cub.filename == "CUB_200_2011.tgz" and cub.md5 == "97eceeb196236b17998738112f37df78"
-    assert [a.filename for a in dl.ARCHIVES["foodx"]] == ["annot.tar", "train.tar", "val.tar"]
-    assert dl.ARCHIVES["cub_aircraft"] == dl.ARCHIVES["cub"] + dl.ARCHIVES["aircraft"]

@@ -40,8 +40,7 @@ def test_split_stable_under_seed_and_input_order():
 def test_split_identical_in_another_process():
     """No hash() randomisation: a fresh interpreter with another PYTHONHASHSEED agrees."""
     code = (
-        "from fgmodel.data.split import split_train_val\n"
-        "from fgmodel.data.registry import Sample\n"
+        "from fgmodel.data import Sample, split_train_val\n"
         "s=[Sample(f'img/{c}/{k:03d}.jpg', c) for c, n in {0: 20, 1: 10, 2: 7, 3: 1}.items() for k in range(n)]\n"
         "print(sorted(v.path for v in split_train_val(s, 0.2, 3)[1]))\n"
     )

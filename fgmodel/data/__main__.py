@@ -6,9 +6,9 @@ import argparse
 import sys
 import urllib.error
 
+from fgmodel.data._registry import DatasetError, DatasetNotFound, get_task, load_task, task_names
 from fgmodel.data.check import check
-from fgmodel.data.download import ARCHIVES, ChecksumError, UnsafeArchive, download
-from fgmodel.data.registry import DatasetError, DatasetNotFound, load_task
+from fgmodel.data.download import ChecksumError, UnsafeArchive, download
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Exit status: 0 all good, 1 some images are bad (listed), 2 the layout is broken.",
     )
     for p in (p_down, p_check):
-        p.add_argument("task", choices=list(ARCHIVES))
+        p.add_argument("task", choices=task_names())
         p.add_argument("--root", default="data", help="the archive's top folder or its parent (default: data)")
         p.add_argument("--no-progress", action="store_true")
     p_check.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
@@ -29,12 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     try:
         if args.command == "download":
-            if args.task == "demo":
-                print("demo is generated locally, nothing to download")
+            if not get_task(args.task).archives:
+                print(f"{args.task} is generated locally, nothing to download")
             else:
                 download(args.task, args.root, progress=progress)
             data = load_task(args.task, args.root)
-            print(f"{args.task}: {len(data.train)} train, {len(data.test)} test, {len(data.classes)} classes under {args.root}")
+            counts = f"{len(data.train)} train, {len(data.test)} test, {len(data.classes)} classes"
+            print(f"{args.task}: {counts} under {args.root}")
             return 0
         result = check(args.task, args.root, workers=args.workers, progress=progress)
     except (ChecksumError, UnsafeArchive, urllib.error.URLError, ConnectionError, TimeoutError) as exc:

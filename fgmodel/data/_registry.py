@@ -1,4 +1,9 @@
-"""Task registry: task name -> loader and head size, plus the shared sample types.
+"""The task table and the types every loader shares.
+
+Each loader module registers its task where its `load` is defined (``@register_task``,
+the way timm's ``@register_model`` works), with its class count and official archives;
+`fgmodel.data` imports every loader module, so importing it fills the table. This module
+imports nothing of `fgmodel`, so loaders import it without a cycle.
 
 Every loader returns plain lists of `Sample` (path, label, rows to crop off the bottom),
 so splitting, checking and loading never depend on which archive a sample came from.
@@ -6,12 +11,12 @@ so splitting, checking and loading never depend on which archive a sample came f
 
 from __future__ import annotations
 
+import urllib.parse
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
-
-from fgmodel.tasks import NUM_CLASSES
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 
 class Sample(NamedTuple):
@@ -52,10 +57,92 @@ class DatasetError(ValueError):
         return type(self), (self.path, self.line, self.problem)
 
 
-def read_rows(path: Path) -> list[tuple[int, str, str]]:
+@dataclass(frozen=True)
+class Archive:
+    """One official archive of a task, extracted into ``root / subdir``."""
+
+    url: str
+    md5: str | None  # None: the authors publish no checksum
+    subdir: str = ""
+
+    @property
+    def filename(self) -> str:
+        return PurePosixPath(urllib.parse.urlparse(self.url).path).name
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    num_classes: int
+    load: Callable[[str | Path], TaskData]
+    description: str
+    archives: tuple[Archive, ...] = ()  # empty: generated locally (demo)
+    trainable: bool = True  # False: loadable and checkable only; a RunConfig or study spec may not name it
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(name: str, *, num_classes: int, description: str, archives: Sequence[Archive] = (),
+                  trainable: bool = True) -> Callable[[Callable[[str | Path], TaskData]], Callable]:
+    """Decorate a task's ``load(root) -> TaskData`` to enter it in the table; returns `load` unchanged."""
+
+    def decorate(load: Callable[[str | Path], TaskData]) -> Callable[[str | Path], TaskData]:
+        if name in TASKS:
+            raise ValueError(f"task {name!r} is already registered (by {TASKS[name].load.__module__})")
+        TASKS[name] = TaskSpec(name, num_classes, load, description, tuple(archives), trainable)
+        return load
+
+    return decorate
+
+
+def task_names() -> list[str]:
+    """Every registered task, trainable or not, in registration order."""
+    return list(TASKS)
+
+
+def get_task(task: str) -> TaskSpec:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    return TASKS[task]
+
+
+def load_task(task: str, root: str | Path) -> TaskData:
+    """Train / test samples and class names of `task` read from `root`.
+
+    `demo` generates its dataset under `root` on first use. Raises `DatasetNotFound`.
+    """
+    return get_task(task).load(root)
+
+
+class _HeadSizes(Mapping[str, int]):
+    """Task -> class count of the trainable tasks: a live, read-only view of `TASKS`."""
+
+    def __getitem__(self, task: str) -> int:
+        spec = TASKS.get(task)
+        if spec is None or not spec.trainable:
+            raise KeyError(task)
+        return spec.num_classes
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, spec in TASKS.items() if spec.trainable)
+
+    def __len__(self) -> int:
+        return sum(spec.trainable for spec in TASKS.values())
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+# What a RunConfig / study spec validates `task` against and takes the head size from.
+NUM_CLASSES: Mapping[str, int] = _HeadSizes()
+
+
+def read_rows(path: Path, form: str = "<id> <value>") -> list[tuple[int, str, str]]:
     """`<id> <rest of line>` rows as (line number, id, rest); blank lines skipped.
 
-    The rest may itself hold spaces. A line without both parts raises `DatasetError`.
+    The rest may itself hold spaces. A line without both parts raises `DatasetError`
+    quoting the expected `form`.
     """
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -64,7 +151,7 @@ def read_rows(path: Path) -> list[tuple[int, str, str]]:
                 continue
             parts = line.strip().split(None, 1)
             if len(parts) != 2:
-                raise DatasetError(path, lineno, f"expected '<id> <value>', got {line.strip()!r}")
+                raise DatasetError(path, lineno, f"expected '{form}', got {line.strip()!r}")
             rows.append((lineno, parts[0], parts[1].strip()))
     return rows
 
@@ -104,44 +191,3 @@ def check_counts(name: str, counts: dict[str, int], expected: dict[str, int]) ->
     if wrong:
         detail = ", ".join(f"{k} has {got} images, official {want}" for k, (got, want) in wrong.items())
         warnings.warn(f"{name}: {detail}", stacklevel=3)
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    num_classes: int
-    load: Callable[[str | Path], TaskData]
-    description: str
-
-
-def _registry() -> dict[str, TaskSpec]:
-    from fgmodel.data import aircraft, cub, cub_aircraft, demo, foodx
-
-    specs = [
-        TaskSpec("cub", NUM_CLASSES["cub"], cub.load, "CUB-200-2011"),
-        TaskSpec("cub_aircraft", NUM_CLASSES["cub_aircraft"], cub_aircraft.load, "CUB-200-2011 + FGVC-Aircraft 2013b variants"),
-        TaskSpec("foodx", NUM_CLASSES["foodx"], foodx.load, "FoodX-251 (iFood 2019), val as test"),
-        TaskSpec("demo", NUM_CLASSES["demo"], demo.load, "generated 20-class fine-grained set, CUB layout"),
-        # Not a paper task (no head size in fgmodel.tasks), but loadable and checkable alone.
-        TaskSpec("aircraft", 100, aircraft.load, "FGVC-Aircraft 2013b variants"),
-    ]
-    return {s.name: s for s in specs}
-
-
-def task_names() -> list[str]:
-    return list(_registry())
-
-
-def get_task(task: str) -> TaskSpec:
-    specs = _registry()
-    if task not in specs:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(specs)}")
-    return specs[task]
-
-
-def load_task(task: str, root: str | Path) -> TaskData:
-    """Train / test samples and class names of `task` read from `root`.
-
-    `demo` generates its dataset under `root` on first use. Raises `DatasetNotFound`.
-    """
-    return get_task(task).load(root)

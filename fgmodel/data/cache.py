@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from fgmodel.data._registry import Sample
 from fgmodel.data.images import DECODE_ERRORS, ImageDataset, load_image
-from fgmodel.data.registry import Sample
 
 VERSION = 1
 CHUNK = 64

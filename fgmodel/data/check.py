@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
+from fgmodel.data._registry import load_task
 from fgmodel.data.images import DECODE_ERRORS, load_image
-from fgmodel.data.registry import load_task
 
 CHECK_SIZE = 32  # decode through draft mode: every byte is still read, far fewer pixels made
 

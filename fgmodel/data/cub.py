@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fgmodel.data.registry import DatasetError, Sample, TaskData, check_counts, find_root, int_id, read_rows, require
+from fgmodel.data._registry import (
+    Archive,
+    DatasetError,
+    Sample,
+    TaskData,
+    check_counts,
+    find_root,
+    int_id,
+    read_rows,
+    register_task,
+    require,
+)
 
 TOP = "CUB_200_2011"
+ARCHIVES = (
+    Archive("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz", "97eceeb196236b17998738112f37df78"),
+)
 FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 OFFICIAL = {"train": 5994, "test": 5794}
 OFFICIAL_CLASSES = 200
@@ -28,6 +42,7 @@ def _table(path: Path) -> dict[int, tuple[int, str]]:
     return rows
 
 
+@register_task("cub", num_classes=OFFICIAL_CLASSES, description="CUB-200-2011", archives=ARCHIVES)
 def load(root: str | Path, task: str = "cub") -> TaskData:
     """Raises `DatasetNotFound` for a missing file, `DatasetError` for a malformed one."""
     base = find_root(root, TOP, "images.txt", task)

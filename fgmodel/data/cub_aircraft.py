@@ -9,12 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from fgmodel.data import aircraft, cub
-from fgmodel.data.registry import Sample, TaskData, check_counts
+from fgmodel.data._registry import Sample, TaskData, check_counts, register_task
 
 OFFICIAL = {"train": 12661, "test": 9127}
 OFFICIAL_CLASSES = 300
 
 
+@register_task(
+    "cub_aircraft",
+    num_classes=OFFICIAL_CLASSES,
+    description="CUB-200-2011 + FGVC-Aircraft 2013b variants",
+    archives=cub.ARCHIVES + aircraft.ARCHIVES,
+)
 def load(root: str | Path) -> TaskData:
     """Each part checks its own official counts; the combined totals are checked here."""
     birds = cub.load(root, task="cub_aircraft")

@@ -1,7 +1,8 @@
 """Fetch the official archives: resumable HTTP, md5 verification, extraction that stays in root.
 
-A `.part` file is resumed with an HTTP Range request (on a rerun, and up to `RETRIES`
-times within one run when the connection drops). Only a file whose md5 matches is renamed
+The archives of each task are registered with it (`TaskSpec.archives`). A `.part` file
+is resumed with an HTTP Range request (on a rerun, and up to `RETRIES` times within one
+run when the connection drops). Only a file whose md5 matches is renamed
 to its final name; a mismatch is moved aside as `.bad` with a one-line error. Archives
 are checked member by member before anything is written: absolute paths, `..`, links
 pointing out of the root and device files are refused, and tarfile's `data` filter is
@@ -16,10 +17,11 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
+
+from fgmodel.data._registry import Archive, get_task
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -32,34 +34,6 @@ class ChecksumError(ValueError):
 
 class UnsafeArchive(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Archive:
-    url: str
-    md5: str | None  # None: the authors publish no checksum
-    subdir: str = ""  # extracted into root / subdir
-
-    @property
-    def filename(self) -> str:
-        return PurePosixPath(urllib.request.urlparse(self.url).path).name
-
-
-_CUB = [Archive("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz", "97eceeb196236b17998738112f37df78")]
-_AIRCRAFT = [Archive("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz", None)]
-_FOODX = [
-    Archive("https://food-x.s3.amazonaws.com/annot.tar", "0c632c543ceed0e70f0eb2db58eda3ab", "foodx"),
-    Archive("https://food-x.s3.amazonaws.com/train.tar", "8e56440e365ee852dcb0953a9307e27f", "foodx"),
-    Archive("https://food-x.s3.amazonaws.com/val.tar", "fa9a4c1eb929835a0fe68734f4868d3b", "foodx"),
-]
-# The official sources per task; tests point these at a local server.
-ARCHIVES: dict[str, list[Archive]] = {
-    "cub": _CUB,
-    "aircraft": _AIRCRAFT,
-    "cub_aircraft": _CUB + _AIRCRAFT,
-    "foodx": _FOODX,
-    "demo": [],  # generated locally
-}
 
 
 def md5sum(path: Path) -> str:
@@ -154,10 +128,10 @@ def safe_extract(archive: Path, dest: Path) -> None:
 
 def download(task: str, root: str | Path, archives: list[Archive] | None = None, progress: bool = True) -> Path:
     """Fetch and extract `task`'s archives under `root`; archives are kept in `root/downloads`."""
-    if task not in ARCHIVES:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(ARCHIVES)}")
+    if archives is None:
+        archives = list(get_task(task).archives)
     root = Path(root).expanduser()
-    for item in ARCHIVES[task] if archives is None else archives:
+    for item in archives:
         dest = root / item.subdir if item.subdir else root
         done = dest / f".{item.filename}.extracted"
         if done.exists():

@@ -10,9 +10,25 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fgmodel.data.registry import DatasetError, Sample, TaskData, check_counts, find_root, int_id, read_rows, require
+from fgmodel.data._registry import (
+    Archive,
+    DatasetError,
+    Sample,
+    TaskData,
+    check_counts,
+    find_root,
+    int_id,
+    read_rows,
+    register_task,
+    require,
+)
 
 TOP = "foodx"
+ARCHIVES = (  # extracted into root/foodx, a parent form `find_root` accepts
+    Archive("https://food-x.s3.amazonaws.com/annot.tar", "0c632c543ceed0e70f0eb2db58eda3ab", TOP),
+    Archive("https://food-x.s3.amazonaws.com/train.tar", "8e56440e365ee852dcb0953a9307e27f", TOP),
+    Archive("https://food-x.s3.amazonaws.com/val.tar", "fa9a4c1eb929835a0fe68734f4868d3b", TOP),
+)
 FILES = ("class_list.txt", "train_info.csv", "val_info.csv", "train_set", "val_set")
 OFFICIAL = {"train": 118475, "test": 11994}
 OFFICIAL_CLASSES = 251
@@ -33,6 +49,9 @@ def _read(csv_path: Path, image_dir: Path, class_ids: set[int], first: int) -> l
     return samples
 
 
+@register_task(
+    "foodx", num_classes=OFFICIAL_CLASSES, description="FoodX-251 (iFood 2019), val as test", archives=ARCHIVES
+)
 def load(root: str | Path, task: str = "foodx") -> TaskData:
     """Raises `DatasetNotFound` for a missing file, `DatasetError` for a malformed one."""
     base = find_root(root, TOP, "class_list.txt", task)

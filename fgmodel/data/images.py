@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fgmodel.data.registry import Sample
+from fgmodel.data._registry import Sample
 
 log = logging.getLogger(__name__)
 

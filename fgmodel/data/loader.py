@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 
-from fgmodel.config import RunConfig
+from fgmodel.data._registry import Sample, load_task
 from fgmodel.data.cache import CachedDataset
 from fgmodel.data.images import EpochSampler, ImageDataset, collate
-from fgmodel.data.registry import Sample, load_task
 from fgmodel.data.split import split_train_val
+
+if TYPE_CHECKING:  # only a type here: fgmodel.config imports fgmodel.data for the task table
+    from fgmodel.config import RunConfig
 
 PREFETCH_FACTOR = 4  # batches queued per worker: rides out slow files without much memory
 

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fgmodel.data.registry import Sample
+from fgmodel.data._registry import Sample
 
 
 def val_count(n: int, fraction: float) -> int:
