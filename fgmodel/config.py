@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from fgmodel.tasks import NUM_CLASSES
+from fgmodel.data import NUM_CLASSES
 
 NUM_STAGES = 4  # every ConvNeXt / ConvNeXt-V2 variant in timm has four stages
 PRESETS_DIR = Path(__file__).parent / "presets"

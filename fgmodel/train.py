@@ -39,10 +39,9 @@ from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, make_optimiz
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.cli import one_line, run_main
 from fgmodel.config import RESUME_FREE_KEYS, RunConfig, dump_yaml, flatten, load_yaml, to_dict
-from fgmodel.data import build_loaders
+from fgmodel.data import DEMO_PROFILE, build_loaders
 from fgmodel.l2sp import L2SP
 from fgmodel.model import build_model
-from fgmodel.tasks import DEMO_PROFILE
 
 __all__ = ["CheckpointError", "EpochReport", "FitResult", "final_config", "fit", "main"]
 
