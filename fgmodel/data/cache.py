@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -67,7 +68,12 @@ def _fill(args: tuple[str, int, int, int, list[tuple[str, int]]]) -> list[int]:
 
 def build_cache(samples: Sequence[Sample], size: int, cache_dir: str | Path, workers: int | None = None,
                 progress: bool = True) -> Path:
-    """The cache file for (samples, size) under `cache_dir`, built if absent (atomically)."""
+    """The cache file for (samples, size) under `cache_dir`, built if absent (atomically).
+
+    The pool loop is hand-written, not tqdm's `process_map`: each task writes a chunk of
+    `CHUNK` images into the memmap (one open and one flush per chunk, no pixels sent back),
+    and the bar counts images, where `process_map` would tick once per task.
+    """
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(samples, size)
@@ -76,23 +82,21 @@ def build_cache(samples: Sequence[Sample], size: int, cache_dir: str | Path, wor
     if final.exists() and meta.exists():
         return final
     n = len(samples)
+    workers = workers or os.cpu_count() or 1
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=cache_dir)
     os.close(fd)
     try:
         np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(n, size, size, 3)).flush()
-        jobs = [(tmp, n, size, i, [(s.path, s.crop_bottom) for s in samples[i : i + CHUNK]]) for i in range(0, n, CHUNK)]
+        items = [(s.path, s.crop_bottom) for s in samples]
+        jobs = [(tmp, n, size, i, items[i : i + CHUNK]) for i in range(0, n, CHUNK)]
         bad: list[int] = []
-        with tqdm(total=n, desc=f"caching {n} images at {size}px", unit="img", disable=not progress) as bar:
-            if (workers or os.cpu_count() or 1) == 1:
-                results: Callable = map
-                for job, found in zip(jobs, results(_fill, jobs)):
-                    bad += found
-                    bar.update(len(job[4]))
-            else:
-                with ProcessPoolExecutor(max_workers=workers) as pool:
-                    for job, found in zip(jobs, pool.map(_fill, jobs)):
-                        bad += found
-                        bar.update(len(job[4]))
+        with (
+            tqdm(total=n, desc=f"caching {n} images at {size}px", unit="img", disable=not progress) as bar,
+            ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool,
+        ):
+            for job, found in zip(jobs, map(_fill, jobs) if pool is None else pool.map(_fill, jobs)):
+                bad += found
+                bar.update(len(job[4]))
         meta_tmp = meta.with_name(f".tmp-{os.getpid()}-{meta.name}")
         meta_tmp.write_text(json.dumps({"n": n, "size": size, "bad": sorted(bad)}))
         os.replace(tmp, final)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 from tqdm import tqdm
+from tqdm.contrib.concurrent import process_map
 
 from fgmodel.data._registry import load_task
 from fgmodel.data.images import DECODE_ERRORS, load_image
 
 CHECK_SIZE = 32  # decode through draft mode: every byte is still read, far fewer pixels made
+CHUNK = 32  # images per task sent to a decoding process
 
 
 class CheckResult(NamedTuple):
@@ -31,24 +32,18 @@ def decode_error(item: tuple[str, int]) -> str | None:
 
 
 def check(task: str, root: str | Path, workers: int | None = None, progress: bool = True) -> CheckResult:
-    """Load `task` and decode every image.
+    """Load `task` and decode every image (`workers` processes; 1 decodes in this process).
 
     Raises `DatasetNotFound` for a missing file and `DatasetError` for a malformed one.
     """
     data = load_task(task, root)
     items = sorted({(s.path, s.crop_bottom) for s in data.train + data.test})
     workers = workers or os.cpu_count() or 1
-    reasons: list[str | None] = []
-    with tqdm(total=len(items), desc=f"decoding {task}", unit="img", disable=not progress) as bar:
-        if workers == 1:
-            for reason in map(decode_error, items):
-                reasons.append(reason)
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:  # shut down on any error too
-                for reason in pool.map(decode_error, items, chunksize=32):
-                    reasons.append(reason)
-                    bar.update(1)
+    bar = {"desc": f"decoding {task}", "unit": "img", "disable": not progress}
+    if workers == 1:
+        reasons = [decode_error(item) for item in tqdm(items, **bar)]
+    else:
+        reasons = process_map(decode_error, items, max_workers=workers, chunksize=CHUNK, tqdm_class=tqdm, **bar)
     bad = [(path, reason) for (path, _), reason in zip(items, reasons) if reason is not None]
     counts = {"train": len(data.train), "test": len(data.test), "classes": len(data.classes)}
     return CheckResult(counts, bad)
