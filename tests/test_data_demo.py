@@ -11,13 +11,6 @@ from fgmodel.config import RunConfig
 from fgmodel.data import DEMO_PROFILE, NUM_CLASSES, build_loaders, demo, get_task, load_task
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    load_task("demo", root)
-    return root
-
-
 def _files(top: Path) -> dict[str, bytes]:
     return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
 
@@ -61,6 +54,7 @@ print(len(load_task("demo", root).train))
 """
 
 
+@pytest.mark.slow
 def test_concurrent_generation_ends_with_one_complete_copy(tmp_path: Path):
     """Three processes (the claim is about processes) generate a tiny set at once."""
     procs = [subprocess.Popen([sys.executable, "-c", _GENERATE, str(tmp_path)], stdout=subprocess.PIPE,

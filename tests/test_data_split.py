@@ -37,6 +37,7 @@ def test_split_stable_under_seed_and_input_order():
     assert set(val_c) != set(val_a)
 
 
+@pytest.mark.slow
 def test_split_identical_in_another_process():
     """No hash() randomisation: a fresh interpreter with another PYTHONHASHSEED agrees."""
     code = (
