@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv clean
+.PHONY: demo test check lint venv clean
 
 # torch goes first, pinned to the build this machine holds on disk (others are gigabytes).
 $(VENV)/.installed: pyproject.toml
@@ -20,8 +20,16 @@ demo: venv
 	rm -rf studies/demo
 	$(PY) -m search.run --task demo
 
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check .
+
+# The whole suite: what CI runs.
+test: lint
 	$(PY) -m pytest -q
+
+# The inner loop: lint, then the tests not marked slow (under a minute on 2 cores).
+check: lint
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf studies/*/ .pytest_cache

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from fgmodel.config import ConfigError, RunConfig, coerce, load_yaml
+from fgmodel.config import ConfigError, RunConfig, coerce, flatten, load_yaml
 from fgmodel.data import NUM_CLASSES
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
@@ -93,7 +93,7 @@ class StudySpec:
         if self.sampler not in SAMPLERS:
             why = f" ({UNSUPPORTED_SAMPLERS[self.sampler]})" if self.sampler in UNSUPPORTED_SAMPLERS else ""
             raise ConfigError("sampler", f"must be {' or '.join(map(repr, SAMPLERS))}, got {self.sampler!r}{why}")
-        for key in _dotted(self.config):
+        for key in flatten(self.config):  # nested sections (``data: {eval_on: ...}``) spelled out
             if key in GUARDED_CONFIG_KEYS:
                 raise ConfigError(f"config.{key}", GUARDED_CONFIG_KEYS[key])
 
@@ -134,15 +134,6 @@ class StudySpec:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}
-
-
-def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """The dotted keys of ``config:``, nested sections (``data: {eval_on: ...}``) spelled out."""
-    keys = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        keys.extend(_dotted(value, name + ".") if isinstance(value, Mapping) else [name])
-    return keys
 
 
 def to_dict(spec: StudySpec) -> dict[str, Any]:

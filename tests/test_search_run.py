@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from fgmodel.config import load_yaml
 from search import export as export_mod
 from search import run, spec
+from search import study as study_mod
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +147,7 @@ def test_raising_trial_is_fail_with_its_error(tiny_search):
 
 def test_existing_study_needs_resume_or_name(tiny_search):
     s, _ = tiny_search
-    with pytest.raises(run.StudyExists, match="--resume"):
+    with pytest.raises(study_mod.StudyExists, match="--resume"):
         run.run_search(s, log=lambda line: None)
 
 
