@@ -418,3 +418,15 @@ def test_cli_rejects_bad_input_in_one_line_before_training(tmp_path: Path, capsy
     assert train_mod.main(["--config", "paper_best", "--resume", "--output", "run"]) == 2
     assert capsys.readouterr().err == "error: nothing to resume: run/last.pt does not exist\n"
     assert list(tmp_path.iterdir()) == [bad]  # no run folder
+
+
+def test_cli_ctrl_c_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):
+    def interrupted(cfg, **kwargs):
+        assert (cfg.model.compile, cfg.optim.micro_batch, kwargs["output_dir"]) == (True, 4, tmp_path / "run")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "fit", interrupted)
+    code = train_mod.main(["--config", "paper_best", "--task", "demo", "--output", str(tmp_path / "run"),
+                           "--compile", "--micro-batch", "4"])
+    assert code == 130
+    assert capsys.readouterr().err == f"interrupted; continue with --resume --output {tmp_path / 'run'}\n"
