@@ -18,11 +18,8 @@ from fgmodel import checkpoint
 from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
-from fgmodel.data import load_task
-from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE, load_task
 from fgmodel.train import EpochReport, final_config, fit
-
-REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
