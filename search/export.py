@@ -25,8 +25,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from fgmodel.config import RunConfig, dump_yaml, from_dict
 from fgmodel.cli import run_main
+from fgmodel.config import RunConfig, dump_yaml, from_dict
 from search import attrs, budget
 from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
 
@@ -66,7 +66,8 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc")
         if found[0].state != TrialState.COMPLETE:
             reason = found[0].user_attrs.get(attrs.REASON) or found[0].user_attrs.get(attrs.ERROR) or ""
             reason = f" ({reason})" if reason else ""
-            raise ValueError(f"trial {trial} is {found[0].state.name}{reason}, not COMPLETE: only fully trained trials export")
+            raise ValueError(f"trial {trial} is {found[0].state.name}{reason}, not COMPLETE: "
+                             f"only fully trained trials export")
         return found[0]
     if pick not in PICKS:
         raise ValueError(f"unknown pick {pick!r} (known: {', '.join(PICKS)})")
@@ -104,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export this trial number")
-    which.add_argument("--pick", choices=PICKS, default="max-acc", help="choose from the Pareto front (default: max-acc)")
+    which.add_argument("--pick", choices=PICKS, default="max-acc",
+                       help="choose from the Pareto front (default: max-acc)")
     parser.add_argument("--out", default="best.yaml", help="output YAML (default: best.yaml)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -168,7 +168,8 @@ def _hover(t: FrozenTrial, kind: str, y: float) -> str:
     lines.append(f"{what}, {_gflops(t):.3f} GFLOPs, {user.get(attrs.EPOCHS_RUN, '?')} epochs")
     if user.get(attrs.REASON):
         lines.append(f"reason: {user[attrs.REASON]}")
-    lines += [f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}" for name, value in t.params.items()]
+    lines += [f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}"
+              for name, value in t.params.items()]
     return "<br>".join(lines)
 
 
@@ -177,7 +178,8 @@ _TRACES = {
     "front": ("Pareto front (COMPLETE, within budget)", dict(symbol="circle", size=11, color="#1f77b4")),
     "complete": ("COMPLETE, dominated", dict(symbol="circle-open", size=9, color="#1f77b4")),
     "complete_over_budget": ("COMPLETE but over budget", dict(symbol="circle-x-open", size=9, color="#d62728")),
-    "stopped_early": ("Stopped early (PRUNED): best top-1 before stopping", dict(symbol="triangle-down-open", size=9, color="#ff7f0e")),
+    "stopped_early": ("Stopped early (PRUNED): best top-1 before stopping",
+                      dict(symbol="triangle-down-open", size=9, color="#ff7f0e")),
     "over_budget": ("Over budget (PRUNED, not trained): drawn at top-1 = 0", dict(symbol="x", size=9, color="#d62728")),
 }
 
@@ -260,7 +262,8 @@ def write_reports(study: optuna.Study, study_dir: str | Path) -> ReportPaths:
     pareto = pareto.assign(pick=list(table["pick"]))
 
     paths = ReportPaths(study_dir / HTML_FILE, study_dir / TRIALS_FILE, study_dir / PARETO_FILE,
-                        _format_table(table, Counter(t.state.name for t in study.get_trials(deepcopy=False)), len(trials)))
+                        _format_table(table, Counter(t.state.name for t in study.get_trials(deepcopy=False)),
+                                      len(trials)))
     # Through a temporary file each, so a reader (a browser, a second report) never sees half a file.
     with atomic_path(paths.trials_csv) as tmp:
         trials.to_csv(tmp, index=False)

@@ -85,7 +85,8 @@ def run_search(
         else:
             left = study_mod.recover_left_over(study, attrs.DRIVER_DIED)
             if left:
-                log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: FAIL, queued again")
+                log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: "
+                    f"FAIL, queued again")
     except KeyboardInterrupt:
         raise Interrupted(study_created=study is not None) from None
 
@@ -136,13 +137,15 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
     if outcome.interrupted:
         log(f"interrupted: resume with\n  {resume_command}")
     else:
-        log(f"export: python -m search.export --study {shlex.quote(str(outcome.study_dir))} --pick knee --out best.yaml")
+        study_dir = shlex.quote(str(outcome.study_dir))
+        log(f"export: python -m search.export --study {study_dir} --pick knee --out best.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m search.run",
-        description="Multi-objective search (val top-1 up, GFLOPs down) under a FLOPs budget, with Ray Tune and Optuna.",
+        description="Multi-objective search (val top-1 up, GFLOPs down) under a FLOPs budget, "
+                    "with Ray Tune and Optuna.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", help="a study spec in studies/: cub, cub_aircraft, foodx, demo")

@@ -6,7 +6,7 @@ the config, ``paper_rows`` gives the paper's Table 1 rows as params for
 in a module imported below.
 """
 
-from spaces._registry import Space, config_from_params, get, names, paper_rows, register
 from spaces import default, paper  # noqa: F401  (registers the spaces)
+from spaces._registry import Space, config_from_params, get, names, paper_rows, register
 
 __all__ = ["Space", "config_from_params", "get", "names", "paper_rows", "register"]

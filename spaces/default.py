@@ -3,7 +3,8 @@
 Augmentation strengths and probabilities, dropout, L2SP (off or a log-uniform lambda),
 SCRA after any subset of the four stages (kernel size only when at least one), the input
 resolution (a few sizes around the base one: the knob that trades accuracy for FLOPs in
-both directions, so the front has more than one point) and the learning rate, log-uniform within a factor of 5 of the base config's, so one space serves
+both directions, so the front has more than one point) and the learning rate,
+log-uniform within a factor of 5 of the base config's, so one space serves
 the paper recipe (1e-4) and the CPU demo (1e-3). Params are prefixed by group (``aug_``,
 ``l2sp``, ``scra_``) so they sort together in optuna-dashboard. Stepped floats are rounded
 so configs read as 0.25, not 0.25000000000000006.

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
-from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE
 from search import budget, export
 from search.studydir import StudyPointer, default_storage, write_pointer
 
@@ -39,7 +39,8 @@ def make_study(design=DESIGN, storage=None, name="export") -> optuna.Study:
     study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
     for number, (state, acc, gflops, excess) in enumerate(design):
         config = BASE.replace(**{"model.dropout": number / 20})
-        attrs = {"config": to_dict(config), "reason": {TrialState.PRUNED: "over budget", TrialState.FAIL: "raised"}.get(state, "")}
+        reason = {TrialState.PRUNED: "over budget", TrialState.FAIL: "raised"}.get(state, "")
+        attrs = {"config": to_dict(config), "reason": reason}
         if excess is not None:
             attrs |= {"gflops": gflops}
         trial = create_trial(state=state, values=[acc, gflops] if acc is not None else None, user_attrs=attrs)

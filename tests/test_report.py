@@ -11,7 +11,7 @@ from optuna.trial import TrialState, create_trial
 
 import spaces
 from fgmodel.config import RunConfig, to_dict
-from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE
 from search import budget, report
 from search.studydir import StudyPointer, default_storage, write_pointer
 
@@ -121,7 +121,8 @@ def test_front_trace_is_joined_cheapest_first():
     assert list(trace.x) == [0.1, 0.1003, 0.103] and list(trace.y) == [0.5, 0.56, 0.6]
     (over,) = [t for t in fig.data if t.name.startswith("Over budget")]
     assert list(over.x) == [0.12] and list(over.y) == [0.0]
-    assert over.hovertext[0].startswith("<b>trial 7</b> PRUNED<br>not trained (over budget), 0.120 GFLOPs, 0 epochs<br>")
+    assert over.hovertext[0].startswith(
+        "<b>trial 7</b> PRUNED<br>not trained (over budget), 0.120 GFLOPs, 0 epochs<br>")
     assert "reason: over budget: 0.12 GFLOPs > limit 0.105" in over.hovertext[0]
     assert "scra_after_3 = True" in over.hovertext[0]
     (stopped,) = [t for t in fig.data if t.name.startswith("Stopped early")]

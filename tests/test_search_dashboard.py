@@ -61,15 +61,6 @@ def dashboard(storage_url: str):
         server.shutdown()
 
 
-@pytest.fixture
-def demo_root(tmp_path_factory):
-    from fgmodel.data import load_task
-
-    root = tmp_path_factory.getbasetemp() / "demo-data"
-    load_task("demo", root)
-    return root
-
-
 def _spec_file(tmp_path: Path, demo_root: Path) -> Path:
     spec = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
     spec.update(image_size=32, epochs=3, trials=TRIALS, concurrency=2, grace_period=1, reduction_factor=2,
@@ -114,7 +105,8 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
                 seen["finished"] = finished
                 break
         else:
-            pytest.fail("no trial was mid-training with another finished:\n" + (tmp_path / "first.log").read_text()[-3000:])
+            log = (tmp_path / "first.log").read_text()[-3000:]
+            pytest.fail("no trial was mid-training with another finished:\n" + log)
         with dashboard(url) as get:
             (summary,) = [s for s in get("/api/studies")["study_summaries"] if s["study_name"] == NAME]
             detail = get(f"/api/studies/{summary['study_id']}")

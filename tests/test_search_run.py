@@ -30,15 +30,6 @@ FAIL_NUMBER = 1
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    from fgmodel.data import load_task
-
-    root = tmp_path_factory.mktemp("data")
-    load_task("demo", root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def ray_session():
     import ray
 

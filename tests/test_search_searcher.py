@@ -52,7 +52,8 @@ def test_raised_then_retried_and_succeeded_is_complete(searcher):
     searcher.suggest("a")
     # First attempt: one epoch, then it raises (the trainable reports the error first).
     searcher.on_trial_result("a", _epoch(1, 0.2))
-    searcher.on_trial_result("a", {"error": "RuntimeError: CUDA error: unspecified launch failure", "training_iteration": 2})
+    error = "RuntimeError: CUDA error: unspecified launch failure"
+    searcher.on_trial_result("a", {"error": error, "training_iteration": 2})
     # Ray re-runs it from scratch: epoch 1 again, then it runs to the end.
     searcher.on_trial_result("a", _epoch(1, 0.35))
     searcher.on_trial_complete("a", _epoch(2, 0.6), error=False)

@@ -37,7 +37,8 @@ def test_flags_override_spec_fields(tmp_path):
     args = run.build_parser().parse_args(
         ["--task", "cub", "--trials", "7", "--epochs", "2", "--gpus-per-trial", "0.25", "--cpus-per-trial", "3",
          "--concurrency", "8", "--data-root", str(tmp_path), "--backbone", "convnextv2_tiny", "--budget", "0.1",
-         "--storage", "postgresql://u@h/db", "--address", "auto", "--name", "cub2", "--seed", "5", "--image-size", "160"]
+         "--storage", "postgresql://u@h/db", "--address", "auto", "--name", "cub2", "--seed", "5",
+         "--image-size", "160"]
     )
     s = spec.load(args.task, {k: getattr(args, k) for k in run.OVERRIDES})
     assert (s.trials, s.epochs, s.gpus_per_trial, s.cpus_per_trial, s.concurrency) == (7, 2, 0.25, 3.0, 8)

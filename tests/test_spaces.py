@@ -11,7 +11,7 @@ import pytest
 
 import spaces
 from fgmodel.config import RunConfig, load_yaml
-from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE
 from spaces.default import image_sizes
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
