@@ -120,6 +120,7 @@ def test_cli_missing_study_dir(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: study directory {tmp_path / 'nope'} does not exist\n"
 
 
+@pytest.mark.slow
 def test_cli_as_a_module(tmp_path):
     study_dir = _study_dir(tmp_path)
     out = tmp_path / "best.yaml"

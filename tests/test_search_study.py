@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from search import attrs
@@ -33,6 +34,7 @@ def test_recover_left_over_fails_running_trials_with_a_reason_and_requeues_them(
     assert study.ask().suggest_float("x", 0.0, 1.0) == 0.5  # the failed trial's config, asked again
 
 
+@pytest.mark.slow
 def test_reading_a_study_imports_neither_torch_nor_timm():
     code = "import sys, search.report, search.export; print(sorted({m.split('.')[0] for m in sys.modules}))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
