@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy
 from optuna.trial import TrialState
 
 from fgmodel.cli import run_main
@@ -33,7 +32,7 @@ from search import spec as spec_mod
 from search import study as study_mod
 from search.searcher import StudySearcher, counted_trials
 from search.spec import StudySpec
-from search.studydir import StudyPointer, default_storage, display_url, write_pointer
+from search.studydir import STUDY_ERRORS, StudyPointer, default_storage, display_url, write_pointer
 
 
 class Interrupted(Exception):
@@ -197,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finish(outcome, spec, again)
         return 130 if outcome.interrupted else 0
 
-    return run_main(search, errors=(ValueError, FileNotFoundError, ConnectionError, sqlalchemy.exc.SQLAlchemyError))
+    return run_main(search, errors=STUDY_ERRORS)  # ConnectionError (an unreachable Ray) is an OSError
 
 
 if __name__ == "__main__":

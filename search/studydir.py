@@ -19,7 +19,7 @@ import optuna
 import sqlalchemy
 
 from fgmodel._io import write_atomic
-from fgmodel.cli import one_line
+from fgmodel.cli import DEFAULT_ERRORS, one_line
 
 POINTER_FILE = "study.json"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -57,7 +57,7 @@ class StorageError(ValueError):
 
 
 # What reading a study can raise that is the user's to fix: the CLIs print it in one line.
-STUDY_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError)
+STUDY_ERRORS: tuple[type[BaseException], ...] = (*DEFAULT_ERRORS, sqlalchemy.exc.SQLAlchemyError)
 
 
 # Which package provides a missing database driver module, for the one-line error.

@@ -148,7 +148,8 @@ def test_export_then_final_training_runs(tiny_search, tmp_path):
     cfg = export_mod.export(outcome.study, out, pick="max-acc")
     assert load_yaml(out) == cfg and cfg.data.image_size == 32
     proc = subprocess.run(
-        [sys.executable, "-m", "fgmodel.train", "--config", str(out), "--epochs", "1", "--output", str(tmp_path / "run")],
+        [sys.executable, "-m", "fgmodel.train", "--config", str(out), "--epochs", "1",
+         "--output", str(tmp_path / "run")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
