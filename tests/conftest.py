@@ -28,3 +28,28 @@ def demo_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.getbasetemp() / "demo-data"
     load_task("demo", root)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (tests/pg_server.py); skipped without one, except in CI."""
+    import os
+
+    import pg_server
+
+    try:
+        with pg_server.server() as server:
+            yield server
+    except pg_server.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """A fresh database on the session's server, as a SQLAlchemy URL (postgresql+psycopg://...)."""
+    import re
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name).lower()[:50]
+    return postgres_server.createdb(name)
