@@ -1,0 +1,94 @@
+"""The progress line a long search prints: counts, best top-1 within budget, elapsed time, time left.
+
+Pure functions over trial states and durations; the driver prints the line at least every
+30 s. The estimate of the time left is deliberately simple: the mean duration of the
+trials that trained (ASHA-stopped ones included, since the remaining trials will be cut
+in the same proportion) times the work still to do, spread over the concurrent slots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+EPOCHS_RUN = "epochs_run"
+OVER_BUDGET = "over_budget"
+
+
+@dataclass(frozen=True)
+class Counts:
+    complete: int = 0
+    running: int = 0
+    pruned: int = 0
+    failed: int = 0
+
+
+def count(trials: Iterable[FrozenTrial]) -> Counts:
+    """Trials by state (WAITING ones are not started and not counted)."""
+    n = {state: 0 for state in TrialState}
+    for t in trials:
+        n[t.state] += 1
+    return Counts(n[TrialState.COMPLETE], n[TrialState.RUNNING], n[TrialState.PRUNED], n[TrialState.FAIL])
+
+
+def best_within_budget(trials: Iterable[FrozenTrial]) -> float | None:
+    """The highest validation top-1 (first objective) of the COMPLETE trials that meet every constraint."""
+    values = [
+        t.values[0]
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and all(c <= 0 for c in t.constraints.values())
+    ]
+    return max(values) if values else None
+
+
+def trained_durations(trials: Iterable[FrozenTrial]) -> list[float]:
+    """Seconds of each finished trial that trained at least one epoch (over-budget ones cost nothing)."""
+    return [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.state.is_finished() and t.datetime_start and t.datetime_complete and t.user_attrs.get(EPOCHS_RUN, 0) > 0
+    ]
+
+
+def expected_to_train(unasked: int, asked: int, over_budget: int) -> float:
+    """How many of ``unasked`` trials will train: the share over budget so far predicts the rest's."""
+    share = over_budget / asked if asked else 0.0
+    return max(unasked, 0) * (1.0 - share)
+
+
+def eta_seconds(
+    durations: Sequence[float], remaining: float, concurrency: int, running_elapsed: Sequence[float] = ()
+) -> float | None:
+    """Seconds left: the running trials' expected rest plus ``remaining`` trials of mean duration, over
+    ``concurrency`` slots, and never less than the longest single piece. None before any trial finished."""
+    if not durations:
+        return None
+    mean = sum(durations) / len(durations)
+    rests = [max(mean - e, 0.0) for e in running_elapsed]
+    work = sum(rests) + remaining * mean
+    longest = max([*rests, mean if remaining > 0 else 0.0])
+    return max(work / max(concurrency, 1), longest)
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``12m05s``, ``3h07m``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta_s: float | None) -> str:
+    """One line: ``[12m05s] 7 complete, 2 running, 5 pruned, 1 failed; best val_top1 within budget 0.8123;
+    about 25m00s left``."""
+    best = f"{best_top1:.4f}" if best_top1 is not None and math.isfinite(best_top1) else "none yet"
+    left = f"about {format_duration(eta_s)} left" if eta_s is not None else "time left unknown"
+    return (
+        f"[{format_duration(elapsed_s)}] {counts.complete} complete, {counts.running} running, "
+        f"{counts.pruned} pruned, {counts.failed} failed; best val_top1 within budget {best}; {left}"
+    )

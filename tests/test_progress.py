@@ -1,0 +1,93 @@
+"""search.progress: the progress line and its estimate of the time left, on hand-made numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from search.progress import (
+    Counts,
+    best_within_budget,
+    count,
+    eta_seconds,
+    expected_to_train,
+    format_duration,
+    progress_line,
+    trained_durations,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+
+
+def _trial(state, values=None, seconds=None, epochs=0, excess=None):
+    t = create_trial(
+        state=state,
+        values=values,
+        params={"x": 0.5},
+        distributions={"x": FloatDistribution(0, 1)},
+        user_attrs={"epochs_run": epochs},
+        system_attrs={"constraints:flops_budget": excess} if excess is not None else {},
+    )
+    if seconds is not None:
+        t.datetime_start, t.datetime_complete = T0, T0 + timedelta(seconds=seconds)
+    return t
+
+
+TRIALS = [
+    _trial(TrialState.COMPLETE, [0.80, 1.0], seconds=300, epochs=3, excess=0.0),
+    _trial(TrialState.COMPLETE, [0.90, 1.2], seconds=320, epochs=3, excess=-0.1),
+    _trial(TrialState.PRUNED, seconds=100, epochs=1, excess=0.0),  # stopped by ASHA
+    _trial(TrialState.PRUNED, seconds=0.01, epochs=0, excess=0.3),  # over budget: never trained
+    _trial(TrialState.FAIL, seconds=80, epochs=1),
+    _trial(TrialState.RUNNING),
+    _trial(TrialState.WAITING),
+]
+
+
+def test_counts_and_best_within_budget():
+    assert count(TRIALS) == Counts(complete=2, running=1, pruned=2, failed=1)
+    assert best_within_budget(TRIALS) == 0.90
+    # a COMPLETE trial whose constraint is violated is not "within budget"
+    over = [*TRIALS, _trial(TrialState.COMPLETE, [0.95, 2.0], seconds=10, epochs=3, excess=0.5)]
+    assert best_within_budget(over) == 0.90
+    assert best_within_budget(TRIALS[2:]) is None
+
+
+def test_trained_durations_leave_out_untrained_trials():
+    assert trained_durations(TRIALS) == [300.0, 320.0, 100.0, 80.0]
+
+
+def test_expected_to_train_uses_the_over_budget_share():
+    assert expected_to_train(unasked=8, asked=4, over_budget=1) == 6.0
+    assert expected_to_train(unasked=8, asked=0, over_budget=0) == 8.0
+    assert expected_to_train(unasked=-1, asked=4, over_budget=1) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("durations", "remaining", "concurrency", "running", "expected"),
+    [
+        ([100, 200, 300], 4, 2, [50, 250], 475.0),  # mean 200: rests 150 + 0, plus 4 x 200, over 2 slots
+        ([100, 200, 300], 1, 4, [], 200.0),  # one trial left: its own duration, not 200 / 4
+        ([100, 200, 300], 0, 2, [20], 180.0),  # only the running one's rest
+        ([100, 200, 300], 0, 2, [], 0.0),
+        ([], 5, 2, [10], None),  # nothing finished yet: no estimate
+    ],
+)
+def test_eta(durations, remaining, concurrency, running, expected):
+    assert eta_seconds(durations, remaining, concurrency, running) == expected
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (0, 44.6, 60, 725, 3599, 3600, 11220)] == [
+        "0s", "45s", "1m00s", "12m05s", "59m59s", "1h00m", "3h07m"]
+
+
+def test_progress_line():
+    line = progress_line(Counts(7, 2, 5, 1), 0.81234, 725, 1500)
+    assert line == ("[12m05s] 7 complete, 2 running, 5 pruned, 1 failed; "
+                    "best val_top1 within budget 0.8123; about 25m00s left")
+    assert progress_line(Counts(), None, 5, None) == (
+        "[5s] 0 complete, 0 running, 0 pruned, 0 failed; best val_top1 within budget none yet; time left unknown")
