@@ -9,13 +9,17 @@ in the same proportion) times the work still to do, spread over the concurrent s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-EPOCHS_RUN = "epochs_run"
-OVER_BUDGET = "over_budget"
+from search import attrs
+
+EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,12 @@ class Counts:
 
 
 def count(trials: Iterable[FrozenTrial]) -> Counts:
-    """Trials by state (WAITING ones are not started and not counted)."""
+    """Trials by state. WAITING ones are not started, and FAIL ones the driver cut short (a dead
+    driver, Ctrl-C) are run again: neither is counted."""
     n = {state: 0 for state in TrialState}
     for t in trials:
-        n[t.state] += 1
+        if not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT):
+            n[t.state] += 1
     return Counts(n[TrialState.COMPLETE], n[TrialState.RUNNING], n[TrialState.PRUNED], n[TrialState.FAIL])
 
 
@@ -45,11 +51,13 @@ def best_within_budget(trials: Iterable[FrozenTrial]) -> float | None:
 
 
 def trained_durations(trials: Iterable[FrozenTrial]) -> list[float]:
-    """Seconds of each finished trial that trained at least one epoch (over-budget ones cost nothing)."""
+    """Seconds of each finished trial that trained at least one epoch (over-budget ones cost nothing; one a
+    dead driver left ended when a resume failed it, so its duration says nothing)."""
     return [
         (t.datetime_complete - t.datetime_start).total_seconds()
         for t in trials
-        if t.state.is_finished() and t.datetime_start and t.datetime_complete and t.user_attrs.get(EPOCHS_RUN, 0) > 0
+        if t.state.is_finished() and t.datetime_start and t.datetime_complete
+        and t.user_attrs.get(attrs.EPOCHS_RUN, 0) > 0 and t.user_attrs.get(attrs.REASON) not in attrs.CUT_SHORT
     ]
 
 
@@ -92,3 +100,43 @@ def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta
         f"[{format_duration(elapsed_s)}] {counts.complete} complete, {counts.running} running, "
         f"{counts.pruned} pruned, {counts.failed} failed; best val_top1 within budget {best}; {left}"
     )
+
+
+class Reporter:
+    """Prints `progress_line` for ``study`` at most every ``every`` seconds (`tick`, called often by the tuner).
+
+    ``n_trials`` is the searcher's target (trials cut short by the driver not counted);
+    the time left counts the trials still to ask, less the share that the search so far
+    found over the FLOPs budget (they cost nothing), and the running ones' rest.
+    """
+
+    def __init__(self, study: optuna.Study, n_trials: int, concurrency: int, log: Callable[[str], None] = print,
+                 every: float = EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.study = study
+        self.n_trials = n_trials
+        self.concurrency = concurrency
+        self.log = log
+        self.every = every
+        self.clock = clock
+        self.start = self.last = clock()
+
+    def tick(self) -> str | None:
+        now = self.clock()
+        if now - self.last < self.every:
+            return None
+        self.last = now
+        line = self.line(now - self.start)
+        self.log(line)
+        return line
+
+    def line(self, elapsed_s: float, wall: datetime | None = None) -> str:
+        trials = self.study.get_trials(deepcopy=False)
+        asked = [t for t in trials if t.state != TrialState.WAITING
+                 and not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT)]
+        over = sum(1 for t in asked if t.user_attrs.get(attrs.OVER_BUDGET))
+        wall = wall or datetime.now()  # Optuna's datetime_start is local and naive
+        running = [(wall - t.datetime_start).total_seconds()
+                   for t in trials if t.state == TrialState.RUNNING and t.datetime_start]
+        remaining = expected_to_train(self.n_trials - len(asked), len(asked), over)
+        eta = eta_seconds(trained_durations(trials), remaining, self.concurrency, running)
+        return progress_line(count(trials), best_within_budget(trials), elapsed_s, eta)

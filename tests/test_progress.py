@@ -28,7 +28,7 @@ def _trial(state, values=None, seconds=None, epochs=0, excess=None):
         values=values,
         params={"x": 0.5},
         distributions={"x": FloatDistribution(0, 1)},
-        user_attrs={"epochs_run": epochs},
+        user_attrs={"epochs_run": epochs, "over_budget": excess is not None and excess > 0},
         system_attrs={"constraints:flops_budget": excess} if excess is not None else {},
     )
     if seconds is not None:
@@ -49,6 +49,9 @@ TRIALS = [
 
 def test_counts_and_best_within_budget():
     assert count(TRIALS) == Counts(complete=2, running=1, pruned=2, failed=1)
+    died = _trial(TrialState.FAIL, seconds=50, epochs=1)
+    died.set_user_attr("reason", "driver died")  # re-run on resume: not a failure of the search
+    assert count([*TRIALS, died]) == Counts(complete=2, running=1, pruned=2, failed=1)
     assert best_within_budget(TRIALS) == 0.90
     # a COMPLETE trial whose constraint is violated is not "within budget"
     over = [*TRIALS, _trial(TrialState.COMPLETE, [0.95, 2.0], seconds=10, epochs=3, excess=0.5)]
@@ -58,6 +61,9 @@ def test_counts_and_best_within_budget():
 
 def test_trained_durations_leave_out_untrained_trials():
     assert trained_durations(TRIALS) == [300.0, 320.0, 100.0, 80.0]
+    died = _trial(TrialState.FAIL, seconds=7200, epochs=1)  # failed by a resume two hours later
+    died.set_user_attr("reason", "driver died")
+    assert trained_durations([*TRIALS, died]) == [300.0, 320.0, 100.0, 80.0]
 
 
 def test_expected_to_train_uses_the_over_budget_share():
@@ -91,3 +97,27 @@ def test_progress_line():
                     "best val_top1 within budget 0.8123; about 25m00s left")
     assert progress_line(Counts(), None, 5, None) == (
         "[5s] 0 complete, 0 running, 0 pruned, 0 failed; best val_top1 within budget none yet; time left unknown")
+
+
+def test_reporter_prints_every_30_s_with_counts_and_estimate():
+    import optuna
+
+    from search.progress import Reporter
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for t in TRIALS[:5]:  # 2 complete, 2 pruned (one over budget), 1 failed; trained: 300, 320, 100, 80 s
+        study.add_trial(t)
+    now = [1000.0]
+    lines: list[str] = []
+    reporter = Reporter(study, n_trials=9, concurrency=2, log=lines.append, clock=lambda: now[0])
+    now[0] += 29.0
+    assert reporter.tick() is None and lines == []
+    now[0] += 1.0
+    line = reporter.tick()
+    # 5 asked, 1 over budget: 4 unasked x 0.8 = 3.2 to train, mean 200 s, over 2 slots: 320 s
+    assert line == lines[0] == ("[30s] 2 complete, 0 running, 2 pruned, 1 failed; best val_top1 within budget 0.9000; "
+                                "about 5m20s left")
+    now[0] += 10.0
+    assert reporter.tick() is None  # 10 s after the last line
+    now[0] += 20.0
+    assert reporter.tick().startswith("[1m00s] ")
