@@ -28,6 +28,7 @@ BASELINE_GFLOPS = "baseline_gflops"
 BASE_CONFIG = "base_config"  # the config every trial starts from, as a dict
 PRETRAINED = "pretrained"  # the weights' effective source
 SPEC = "spec"  # the study spec, storage left out
+SETUP_COMPLETE = "setup_complete"  # written last by study.complete_setup; missing: --resume redoes the setup
 
 # -- reasons of trials the driver cut short (not the search) ------------------------------
 # They don't count toward the requested number and are run again on --resume.

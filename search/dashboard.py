@@ -49,7 +49,8 @@ def curve_note(curve: Sequence[float], epochs: int | None = None) -> str:
     if curve:
         finite = [(v, e) for e, v in enumerate(curve, 1) if math.isfinite(v)]
         best = f", best {max(finite)[0]:.4f} at epoch {max(finite)[1]}" if finite else ""
-        lines += [f"`{sparkline(curve)}` last {curve[-1]:.4f}{best}", "", f"| epoch | {METRIC_NAMES[0]} |", "|---:|---:|"]
+        lines += [f"`{sparkline(curve)}` last {curve[-1]:.4f}{best}", ""]
+        lines += [f"| epoch | {METRIC_NAMES[0]} |", "|---:|---:|"]
         lines += [f"| {e} | {v:.4f} |" for e, v in enumerate(curve, 1)]
     return "\n".join(lines) + "\n"
 

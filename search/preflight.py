@@ -1,17 +1,48 @@
-"""What the driver settles before any trial runs: the data is there, the weights, the FLOPs.
+"""What the driver settles before anything is written: the storage, the data, the weights, the FLOPs.
 
-Each check fails with one line before Ray starts a trial, so a missing dataset or an
-unreachable weights file costs seconds, not a GPU slot. Everything here imports torch
-and timm lazily: the light commands (report, export) never pay for them.
+Each check fails with one line before the study is created (and before Ray starts a
+trial), so a wrong flag costs seconds and running the same command again after fixing
+it does not meet "study already exists". Everything here imports torch and timm lazily:
+the light commands (report, export) never pay for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from fgmodel.config import RunConfig
+import optuna
+
+from fgmodel.config import ConfigError, RunConfig
+from search import study as study_mod
+from search.spec import StudySpec
+from search.studydir import storage_for
 
 Measure = Callable[[RunConfig], tuple[float, int]]
+
+
+def check_storage(spec: StudySpec, url: str, resume: bool) -> None:
+    """The storage opens (driver installed, server reachable) and the study's name is free, or there to
+    resume. A SQLite file that does not exist yet is not created here."""
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        names: list[str] = []
+    else:
+        names = optuna.get_all_study_names(storage_for(url))
+    study_mod.check_exists(spec, url, resume, names)
+
+
+def default_pretrained(backbone: str) -> str:
+    """timm's default pretrained tag for ``backbone`` (``convnextv2_base`` -> ``convnextv2_base.fcmae_ft_in22k_in1k``),
+    read from timm's registry, offline. `ConfigError` when timm has no such model or no weights for it."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    if not timm.is_model(backbone):
+        raise ConfigError("backbone", f"timm has no model {backbone!r}")
+    cfg = get_pretrained_cfg(backbone)
+    if cfg is None or not cfg.tag:
+        raise ConfigError("backbone", f"timm has no pretrained weights for {backbone}; pass --pretrained none or PATH")
+    return f"{backbone}.{cfg.tag}"
 
 
 def check_data(base: RunConfig) -> None:

@@ -6,9 +6,11 @@ Reads ``studies/<task>.yaml`` (flags override any field), runs the pre-flight ch
 `search.searcher.StudySearcher` proposes (`search.tuner`). At the end it writes the
 reports and prints the front.
 
-Faults: a trial that raises is FAIL and the search goes on (``retries`` re-runs first).
-A killed driver leaves RUNNING trials behind; ``--resume`` marks them FAIL ("driver
-died"), queues their configs again and runs only the remaining count. Ctrl-C stops the
+Every check (address, storage, data, weights, FLOPs, Ray resources) runs before the
+study is created. Faults: a trial that raises is FAIL and the search goes on
+(``retries`` re-runs first). A killed driver leaves RUNNING trials behind; ``--resume``
+marks FAIL ("driver died") those whose heartbeat stopped (a live driver's are left to
+it), queues their configs again and runs only the remaining count. Ctrl-C stops the
 trials, marks them FAIL ("interrupted") and prints the command that resumes.
 """
 
@@ -63,55 +65,68 @@ def run_search(
     """The whole search for ``spec``; ``trainable`` replaces `search.trainable.train_trial` (tests)."""
     started = time.perf_counter()
     import spaces
+    from search import tuner
 
     spaces.get(spec.space)  # unknown space: one line, before anything starts
     study = None
+    owns_ray = False
     try:
-        base = spec.base_config()
-        preflight.check_data(base)
-        base, pretrained = preflight.resolve_pretrained(base, log)
-        baseline_gflops = preflight.baseline_gflops(base, spec.image_size)
-
-        study_dir = spec.directory
-        study_dir.mkdir(parents=True, exist_ok=True)
-        url = spec.storage or default_storage(study_dir)
-        study = study_mod.open_for_search(spec, url, resume=resume, base=base)
-        write_pointer(study_dir, StudyPointer(storage=url, study_name=spec.study_name))
-        if not resume:
-            study_mod.set_study_attrs(study, spec, base, baseline_gflops, pretrained)
-            if spec.paper:
-                study_mod.enqueue_paper_rows(study, spaces.paper_rows(spec.space, base))
-        else:
-            left = study_mod.recover_left_over(study, attrs.DRIVER_DIED)
-            if left:
-                log(f"resume: trials {', '.join(map(str, left))} were left RUNNING by a dead driver: "
-                    f"FAIL, queued again")
-    except KeyboardInterrupt:
-        raise Interrupted(study_created=study is not None) from None
-
-    remaining = spec.trials - counted_trials(study)
-    limit = budget.limit(baseline_gflops, spec.budget)
-    log(f"study {spec.study_name!r}: {spec.trials} trials ({max(remaining, 0)} to run), {spec.concurrency} at a time, "
-        f"{spec.epochs} epochs max; baseline {baseline_gflops:.4g} GFLOPs, budget limit {limit:.4g} GFLOPs")
-    log(f"dashboard: optuna-dashboard {shlex.quote(display_url(url))}")
-
-    searcher = None
-    interrupted = False
-    if remaining > 0:
-        from search.tuner import run_tuner
-
-        searcher = StudySearcher(
-            study, spec.space, base, measure=preflight.measure_fn(), baseline_gflops=baseline_gflops,
-            budget=spec.budget, epochs=spec.epochs, n_trials=spec.trials, log=log,
-        )
         try:
-            run_tuner(spec, searcher, study_dir, trainable, verbose, remaining)
-            interrupted = bool(searcher.live) or counted_trials(study) < spec.trials
+            # Pre-flight: every check before anything is written, so a failed one leaves no study behind.
+            base = spec.base_config()
+            tuner.check_address(spec)
+            url = spec.storage or default_storage(spec.directory)
+            preflight.check_storage(spec, url, resume)
+            preflight.check_data(base)
+            base, pretrained = preflight.resolve_pretrained(base, log)
+            baseline_gflops = preflight.baseline_gflops(base, spec.image_size)
+            owns_ray = tuner.start_ray(spec, verbose)
+
+            study_dir = spec.directory
+            study_dir.mkdir(parents=True, exist_ok=True)
+            study = study_mod.open_for_search(spec, url, resume=resume, base=base)
+            write_pointer(study_dir, StudyPointer(storage=url, study_name=spec.study_name))
+            rows = spaces.paper_rows(spec.space, base) if spec.paper else []
+            redone = study_mod.complete_setup(study, spec, base, baseline_gflops, pretrained, rows, log)
+            if resume:
+                if redone:
+                    log("resume: the study's setup had been cut short: attrs and paper rows completed")
+                study_mod.recover_dead(study, log)
         except KeyboardInterrupt:
-            interrupted = True
-        if interrupted:
-            study_mod.requeue(study, searcher.fail_live(attrs.INTERRUPTED))
-            study_mod.recover_left_over(study, attrs.INTERRUPTED)  # anything asked but not yet handed to Ray
+            raise Interrupted(study_created=study is not None) from None
+
+        counted = counted_trials(study)
+        n_trials = study_mod.target_trials(study, spec.trials, counted, log)
+        remaining = n_trials - counted
+        limit = budget.limit(baseline_gflops, spec.budget)
+        log(f"study {spec.study_name!r}: {spec.trials} trials ({max(remaining, 0)} to run), {spec.concurrency} at a "
+            f"time, {spec.epochs} epochs max; baseline {baseline_gflops:.4g} GFLOPs, budget limit {limit:.4g} GFLOPs")
+        log(f"dashboard: optuna-dashboard {shlex.quote(display_url(url))}")
+
+        searcher = None
+        interrupted = False
+        if remaining > 0:
+            searcher = StudySearcher(
+                study, spec.space, base, measure=preflight.measure_fn(), baseline_gflops=baseline_gflops,
+                budget=spec.budget, epochs=spec.epochs, n_trials=n_trials, log=log,
+            )
+            study.start_heartbeat()
+            try:
+                tuner.run_tuner(spec, searcher, study_dir, trainable, verbose, remaining)
+                interrupted = bool(searcher.live) or counted_trials(study) < n_trials
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                study.stop_heartbeat()
+            if interrupted:
+                study_mod.requeue(study, searcher.fail_live(attrs.INTERRUPTED))
+                # anything this driver asked but had not handed to Ray yet
+                study_mod.recover_left_over(study, attrs.INTERRUPTED, only=list(study.mine))
+        left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+        if left and not interrupted:
+            log(f"trials {', '.join(map(str, left))} are still queued (WAITING): --resume runs them")
+    finally:
+        tuner.stop_ray(owns_ray)
     return Outcome(study, study_dir, interrupted, time.perf_counter() - started, searcher)
 
 
@@ -155,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--concurrency", type=int, help="trials running at once")
     p.add_argument("--data-root", help="the dataset's folder (or its parent)")
-    p.add_argument("--backbone", help="a timm ConvNeXt(-V2) name, e.g. convnextv2_base")
+    p.add_argument("--backbone", help="a timm ConvNeXt(-V2) name, e.g. convnextv2_base; alone, it also takes "
+                                      "timm's default pretrained weights for it")
+    p.add_argument("--pretrained", help="weights: a timm tag (convnextv2_base.fcmae_ft_in22k_in1k), none, or a "
+                                        ".safetensors/.pth file")
     p.add_argument("--image-size", type=int)
     p.add_argument("--budget", type=float, help="allowed GFLOPs over the baseline, 0.05 = +5%%")
     p.add_argument("--storage", help="an Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db")
@@ -169,13 +187,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 OVERRIDES = ("trials", "epochs", "gpus_per_trial", "cpus_per_trial", "concurrency", "data_root", "backbone",
-             "image_size", "budget", "storage", "address", "name", "study_dir", "seed")
+             "pretrained", "image_size", "budget", "storage", "address", "name", "study_dir", "seed")
 
 
 def resume_command(argv: Sequence[str]) -> str:
     """The command line that continues this search: the same flags plus ``--resume``."""
     args = [a for a in argv if a != "--resume"]
     return shlex.join(["python", "-m", "search.run", *args, "--resume"])
+
+
+def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> StudySpec:
+    """The spec of ``--task`` (a name) or ``--spec`` (a file, read as given), with the flags applied.
+
+    ``--backbone X`` without ``--pretrained`` swaps the spec's weights for timm's default
+    pretrained tag of X (a spec's tag or file is for its own backbone); a spec without
+    weights (``pretrained: none``) stays without. A ``--pretrained`` file is made absolute,
+    since the trials run in other working directories.
+    """
+    overrides = {k: getattr(args, k) for k in OVERRIDES}
+    if args.pretrained and args.pretrained != "none" and Path(args.pretrained).expanduser().exists():
+        overrides["pretrained"] = str(Path(args.pretrained).expanduser().resolve())
+    spec = spec_mod.load(args.task if args.task else Path(args.spec), overrides)
+    if args.backbone and args.pretrained is None and spec.pretrained != "none":
+        tag = preflight.default_pretrained(args.backbone)
+        if tag != spec.pretrained:
+            log(f"pretrained: {tag} (timm's default for --backbone {args.backbone}; --pretrained picks others)")
+            spec = spec.replace(pretrained=tag)
+    return spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def search() -> int:
         again = resume_command(argv)
-        spec = spec_mod.load(args.task or args.spec, {k: getattr(args, k) for k in OVERRIDES})
+        spec = load_spec(args)
         try:
             outcome = run_search(spec, resume=args.resume, verbose=args.verbose)
         except Interrupted as exc:

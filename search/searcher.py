@@ -36,6 +36,7 @@ from fgmodel.cli import one_line
 from fgmodel.config import RunConfig, to_dict
 from search import attrs
 from search import budget as budget_mod
+from search.dashboard import show_curve
 from search.preflight import Measure
 
 METRIC = "val_top1"
@@ -171,6 +172,7 @@ class StudySearcher(Searcher):
                 attrs.NODE_ID: str(result.get(attrs.NODE_ID, "")),
             },
         )
+        show_curve(live.trial, live.curve, self.epochs)  # the trial's note in optuna-dashboard
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

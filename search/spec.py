@@ -68,6 +68,7 @@ class StudySpec:
     data_root: str = "data"
     storage: str | None = None  # None: SQLite in the study directory
     address: str | None = None  # None: a local Ray; else an existing cluster ("auto", "host:port")
+    heartbeat: int = 10  # seconds between the driver's heartbeats of its trials (dead after 3 missed)
     name: str | None = None  # the study's name and folder; None: the task's name
     study_dir: str | None = None  # None: studies/<name>
     config: dict[str, Any] = field(default_factory=dict)  # dotted RunConfig overrides
@@ -75,7 +76,7 @@ class StudySpec:
     def __post_init__(self) -> None:
         if self.task not in NUM_CLASSES:
             raise ConfigError("task", f"unknown task {self.task!r}; known: {', '.join(NUM_CLASSES)}")
-        for name in ("epochs", "trials", "concurrency", "grace_period"):
+        for name in ("epochs", "trials", "concurrency", "grace_period", "heartbeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.reduction_factor < 2:
@@ -167,20 +168,42 @@ def spec_path(task: str) -> Path:
 
 
 def load(source: str | Path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
-    """Read a spec by task name (``studies/<task>.yaml``) or path; ``overrides`` win (None = keep)."""
+    """Read a spec by task name (``studies/<task>.yaml``) or from a file; ``overrides`` win (None = keep).
+
+    A `Path`, or a string with a suffix or a directory part, is a file and is read as given
+    (``--spec /some/file`` reads that file); a bare name is a task. Whatever is not a study
+    spec fails with one line (`ConfigError`) that says so.
+    """
     path = Path(source)
-    if not path.suffix:
-        path = spec_path(str(source))
+    if isinstance(source, str) and not path.suffix and len(path.parts) == 1:
+        path = spec_path(source)
         if not path.exists():
             known = ", ".join(sorted(p.stem for p in SPECS_DIR.glob("*.yaml")))
             raise ConfigError("task", f"no study spec {path} (known tasks: {known})")
+    elif not path.exists():
+        raise ConfigError("spec", f"no such file {path}")
+    elif not path.is_file():
+        raise ConfigError("spec", f"{path} is not a file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError("spec", f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError("spec", f"{path} is not valid YAML: {exc}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        why = "not text" if isinstance(exc, UnicodeDecodeError) else f"not valid YAML: {one_line_yaml(exc)}"
+        raise ConfigError("spec", f"{path} is not a study spec ({why})") from None
+    if data is None:
+        raise ConfigError("spec", f"{path} is empty, not a study spec")
     if not isinstance(data, dict):
-        raise ConfigError("spec", f"{path} must hold a mapping")
+        raise ConfigError("spec", f"{path} is not a study spec (it holds a {type(data).__name__}, not a mapping "
+                                  f"with a task: key)")
+    if "task" not in data and not data.keys() & FIELDS.keys():
+        keys = ", ".join(map(str, list(data)[:4]))
+        raise ConfigError("spec", f"{path} is not a study spec (no task: key; it has {keys}; a run config goes to "
+                                  f"python -m fgmodel.train --config)")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return from_dict(data)
+
+
+def one_line_yaml(exc: Exception) -> str:
+    """YAML's message without its multi-line context marks."""
+    return " ".join(str(exc).split())

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import sqlite3
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def display_url(url: str) -> str:
         return url
 
 
-def storage_for(url: str) -> optuna.storages.BaseStorage:
+def storage_for(url: str, heartbeat: int | None = None, grace: int | None = None) -> optuna.storages.RDBStorage:
     """An RDB storage; SQLite gets WAL and a busy timeout so the dashboard can read while the driver writes.
 
     WAL lets readers (optuna-dashboard, ``optuna.load_study``) and the one writer (the
@@ -87,19 +88,24 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
     moments (checkpoints, schema creation) instead of raising "database is locked".
     Every connection of the pool is made by `_sqlite_connect`, so each one, the first
     included (Optuna creates the schema with it), has the busy timeout and
-    ``synchronous=NORMAL``. Raises `StorageError` (one line) when the URL is malformed,
-    its database driver is not installed or the database cannot be reached.
+    ``synchronous=NORMAL``. ``heartbeat`` (seconds) and ``grace`` turn on Optuna's trial
+    heartbeat (the search driver's storage, see `search.study.DriverStudy`). Raises
+    `StorageError` (one line) when the URL is malformed, its database driver is not
+    installed or the database cannot be reached.
     """
+    beats: dict = {"heartbeat_interval": heartbeat, "grace_period": grace} if heartbeat else {}
     try:
-        if not url.startswith("sqlite:///"):
-            return optuna.storages.RDBStorage(url)
-        path = Path(url[len("sqlite:///") :])
-        if str(path) == ":memory:":
-            return optuna.storages.RDBStorage(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(_sqlite_connect(path)) as db:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection uses it
-        return optuna.storages.RDBStorage(url, engine_kwargs={"creator": lambda: _sqlite_connect(path)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            if not url.startswith("sqlite:///"):
+                return optuna.storages.RDBStorage(url, **beats)
+            path = Path(url[len("sqlite:///") :])
+            if str(path) == ":memory:":
+                return optuna.storages.RDBStorage(url, **beats)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(_sqlite_connect(path)) as db:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection uses it
+            return optuna.storages.RDBStorage(url, engine_kwargs={"creator": lambda: _sqlite_connect(path)}, **beats)
     except ImportError as exc:
         raise StorageError(_missing_driver(url, exc)) from None
     except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:

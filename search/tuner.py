@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +19,89 @@ from typing import Any
 
 from fgmodel.cli import one_line
 from fgmodel.config import ConfigError, to_dict
+from search.progress import Reporter
 from search.searcher import METRIC, StudySearcher
 from search.spec import StudySpec
 
+ADDRESS_PROBE_S = 5.0  # seconds to wait for the cluster's GCS port to accept a connection
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The ``HOST:PORT`` of the Ray cluster to join, or None to start a local Ray.
+
+    Ray's own ``ray.init(address=...)`` retries an unreachable GCS for minutes, and with
+    ``auto`` and no cluster of ``ray start`` it joins any Ray it finds running on the
+    machine (another user's local one). So the address is settled here: ``auto`` is
+    ``RAY_ADDRESS`` or the cluster the last ``ray start`` on this machine recorded; a
+    ``ray://`` address (Ray Client) is refused, since it moves the driver, the study's
+    SQLite path and the data root onto the head node. Raises `ConfigError` (one line).
+    """
+    if address is None or address == "local":
+        address = os.environ.get("RAY_ADDRESS") or None  # ray.init(address=None) honours it too
+        if address is None or address == "local":
+            return None
+    if address.startswith("ray://"):
+        raise ConfigError("address", f"{address} is a Ray Client address, which runs the search driver on the "
+                                     f"head node (where the study's SQLite path and --data-root are not this "
+                                     f"machine's); run the search on a node of the cluster and pass the GCS "
+                                     f"address instead, e.g. --address HEAD:6379")
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS") or _last_ray_start()
+        if not address:
+            raise ConfigError("address", f"auto: no Ray cluster was started on this machine (no {_address_file()}, "
+                                         f"RAY_ADDRESS unset); run `ray start --head` first, or pass HOST:PORT")
+        return resolve_address(address)
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError("address", f"expected auto, local or HOST:PORT (the GCS of `ray start --head`), "
+                                     f"got {address!r}")
+    return f"{host}:{port}"
+
+
+def _address_file() -> Path:
+    """Where ``ray start`` records its cluster's address (ray/_common/utils.py, get_ray_address_file)."""
+    tmp = os.environ.get("RAY_TMPDIR") or (os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None)
+    return Path(tmp or "/tmp") / "ray" / "ray_current_cluster"
+
+
+def _last_ray_start() -> str | None:
+    try:
+        return _address_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
+def probe(address: str, timeout: float = ADDRESS_PROBE_S) -> None:
+    """Fail in seconds, with one line, when nothing accepts a connection at ``HOST:PORT``."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise ConnectionError(f"cannot reach the Ray cluster at {address} ({why}): is `ray start --head` running "
+                              f"there, and is the port open from here?") from None
+
+
+def check_address(spec: StudySpec) -> None:
+    """Pre-flight of ``--address``: its form, and that something listens there (seconds, not minutes)."""
+    address = resolve_address(spec.address)
+    if address is not None:
+        probe(address)
+
 
 def ray_init(spec: StudySpec, verbose: bool) -> bool:
-    """Start (or join, with ``address``) Ray; returns whether this call started it."""
+    """Start a local Ray, or join the spec's cluster (probed first); returns whether this call started it."""
     import ray
 
     if ray.is_initialized():
         return False
+    address = resolve_address(spec.address)
+    if address is not None:
+        probe(address)
     try:
         ray.init(
-            address=spec.address,
+            address=address,
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
@@ -37,6 +109,30 @@ def ray_init(spec: StudySpec, verbose: bool) -> bool:
     except ConnectionError as exc:
         raise ConnectionError(f"cannot reach the Ray cluster {spec.address}: {one_line(exc)}") from None
     return True
+
+
+def start_ray(spec: StudySpec, verbose: bool) -> bool:
+    """Ray up and a trial's resources checked, before the study is created; returns whether Ray was started here.
+
+    On a failed resource check a Ray started here is shut down again.
+    """
+    if not verbose:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    owns_ray = ray_init(spec, verbose)
+    try:
+        check_resources(spec)
+    except BaseException:
+        stop_ray(owns_ray)
+        raise
+    return owns_ray
+
+
+def stop_ray(owns_ray: bool) -> None:
+    if owns_ray:
+        import ray
+
+        ray.shutdown()
 
 
 def check_resources(spec: StudySpec) -> None:
@@ -79,17 +175,12 @@ def run_tuner(
     # The trainable's last report of a raising or non-finite trial carries the reason and
     # deliberately no val_top1 (the scheduler must not rank it); Tune's strict check would reject it.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    import ray
     from ray import tune
 
     from search.trainable import train_trial
 
-    if not verbose:
-        for name in ("ray", "ray.tune", "ray.train"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    owns_ray = ray_init(spec, verbose)
+    owns_ray = start_ray(spec, verbose)  # Ray is up already when run_search started it: a no-op
     try:
-        check_resources(spec)
         fn = tune.with_parameters(trainable or train_trial, space=spec.space, base=to_dict(searcher.base))
         fn = tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
         tuner = tune.Tuner(
@@ -108,12 +199,23 @@ def run_tuner(
                 storage_path=str(study_dir / "ray"),
                 verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
+                callbacks=[_progress(Reporter(searcher.study, searcher.n_trials, spec.concurrency, searcher.log))],
             ),
         )
         tuner.fit()
     finally:
-        if owns_ray:
-            ray.shutdown()
+        stop_ray(owns_ray)
+
+
+def _progress(reporter: Reporter) -> Any:
+    """A Tune callback that gives the reporter a tick at each step of Tune's loop (it prints every 30 s)."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            reporter.tick()
+
+    return Progress()
 
 
 def _trial_name(trial: Any) -> str:

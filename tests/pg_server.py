@@ -78,7 +78,8 @@ def _as_user() -> list[str]:
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    env = {**os.environ, **(env or {})}
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 

@@ -1,0 +1,95 @@
+"""search.run's flags: --spec reads a file as given, --backbone alone takes timm's default weights, --pretrained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fgmodel.config import ConfigError
+from search import run
+from search import spec as spec_mod
+
+
+def _args(*argv: str):
+    return run.build_parser().parse_args(list(argv))
+
+
+def test_spec_path_without_suffix_is_read_as_given(tmp_path):
+    path = tmp_path / "myspec"  # no .yaml: read as it is, not as myspec.yaml
+    path.write_text("task: demo\ntrials: 5\n")
+    assert run.load_spec(_args("--spec", str(path))).trials == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (None, "no such file"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "is not a study spec (not text)"),
+        ("- task: demo\n", "is not a study spec (it holds a list"),
+        ("model:\n  backbone: convnextv2_atto\noptim:\n  lr: 0.1\n", "is not a study spec (no task: key; it has "
+                                                                     "model, optim; a run config goes to"),
+        ("task: [demo\n", "is not a study spec (not valid YAML"),
+        ("", "is empty, not a study spec"),
+    ],
+)
+def test_a_file_that_is_not_a_study_spec_is_one_line(tmp_path, capsys, content, expect):
+    path = tmp_path / "thing"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        spec_mod.load(path)
+    assert info.value.field == "spec" and expect in str(info.value) and str(path) in str(info.value)
+    assert run.main(["--spec", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and expect in err
+
+
+def test_a_directory_is_not_a_spec(tmp_path):
+    with pytest.raises(ConfigError, match="is not a file"):
+        spec_mod.load(tmp_path)
+
+
+def test_task_name_still_finds_the_shipped_spec():
+    assert run.load_spec(_args("--task", "foodx")).pretrained == "convnextv2_large.fcmae_ft_in22k_in1k"
+    with pytest.raises(ConfigError, match="^task: no study spec .*known tasks"):
+        spec_mod.load("nope")
+
+
+def test_backbone_alone_takes_timm_default_weights(capsys):
+    spec = run.load_spec(_args("--task", "foodx", "--backbone", "convnextv2_base"))
+    assert (spec.backbone, spec.pretrained) == ("convnextv2_base", "convnextv2_base.fcmae_ft_in22k_in1k")
+    assert "pretrained: convnextv2_base.fcmae_ft_in22k_in1k (timm's default" in capsys.readouterr().out
+    # the base config builds with it (the tag matches the backbone)
+    assert spec.base_config().model.pretrained == "convnextv2_base.fcmae_ft_in22k_in1k"
+
+
+def test_pretrained_flag_wins_and_none_stays_none(tmp_path):
+    spec = run.load_spec(_args("--task", "foodx", "--backbone", "convnextv2_base", "--pretrained", "none"))
+    assert spec.pretrained == "none"
+    spec = run.load_spec(_args("--task", "foodx", "--backbone", "convnextv2_base",
+                               "--pretrained", "convnextv2_base.fcmae_ft_in1k"))
+    assert spec.pretrained == "convnextv2_base.fcmae_ft_in1k"
+    # the demo spec trains without weights: another backbone keeps it so
+    assert run.load_spec(_args("--task", "demo", "--backbone", "convnextv2_femto")).pretrained == "none"
+
+
+def test_pretrained_file_is_made_absolute(tmp_path, monkeypatch):
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    spec = run.load_spec(_args("--task", "demo", "--pretrained", "w.safetensors"))
+    assert spec.pretrained == str(tmp_path / "w.safetensors") and Path(spec.pretrained).is_absolute()
+
+
+def test_unknown_backbone_is_one_line(capsys):
+    assert run.main(["--task", "foodx", "--backbone", "convnextv2_gigantic"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: backbone: timm has no model 'convnextv2_gigantic'"
+
+
+def test_shipped_spec_files_load_as_paths():
+    for path in spec_mod.SPECS_DIR.glob("*.yaml"):
+        assert spec_mod.load(path).task == yaml.safe_load(path.read_text())["task"]
