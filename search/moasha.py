@@ -107,6 +107,23 @@ def rank(points: Sequence[tuple[float, float]]) -> list[int]:
     return order
 
 
+def hypervolume(points: Iterable[tuple[float, float]], ref_gflops: float, ref_top1: float = 0.0) -> float:
+    """The area that ``(top1, gflops)`` points dominate (top1 up, gflops down) inside the reference box.
+
+    The box is top1 >= ``ref_top1``, gflops <= ``ref_gflops``; points outside it add
+    nothing. Hand-written because Optuna's hypervolume is private (``optuna._hypervolume``)
+    and two objectives need only a sweep: sort by GFLOPs, and each step to the next
+    point's GFLOPs adds its width times the best top-1 reached so far.
+    """
+    inside = sorted((g, t) for t, g in points if t > ref_top1 and g < ref_gflops)
+    edges = [g for g, _ in inside[1:]] + [ref_gflops]
+    area, best = 0.0, ref_top1
+    for (g, t), g_next in zip(inside, edges[: len(inside)], strict=True):
+        best = max(best, t)
+        area += (g_next - g) * (best - ref_top1)
+    return area
+
+
 def promote(
     rung_results: Sequence[RungResult],
     candidate: RungResult,

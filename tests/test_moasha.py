@@ -13,6 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from search.moasha import (
     MOASHAScheduler,
     crowding_distance,
+    hypervolume,
     nondominated_fronts,
     promote,
     rank,
@@ -222,3 +223,22 @@ def test_fronts_agree_with_brute_force():
             if level:
                 assert any(dominated_by(i, j) for j in fronts[level - 1])
             assert not any(dominated_by(i, j) for j in range(len(points)) if j not in earlier and j not in front)
+
+
+def test_hypervolume_2d():
+    # One point: a rectangle from its GFLOPs to the reference, from top-1 0 to its top-1.
+    assert hypervolume([(0.8, 0.5)], ref_gflops=1.0) == pytest.approx(0.4)
+    # Two non-dominated points: 0.6 x [0.2, 0.5) + 0.8 x [0.5, 1.0) = 0.18 + 0.4.
+    assert hypervolume([(0.8, 0.5), (0.6, 0.2)], ref_gflops=1.0) == pytest.approx(0.58)
+    # A dominated point adds nothing; one over the reference GFLOPs or at top-1 0 neither.
+    assert hypervolume([(0.8, 0.5), (0.6, 0.2), (0.5, 0.6), (0.9, 1.2), (0.0, 0.1)], 1.0) == pytest.approx(0.58)
+    assert hypervolume([(0.8, 0.5)], ref_gflops=1.0, ref_top1=0.5) == pytest.approx(0.15)
+    assert hypervolume([], 1.0) == 0.0
+    # Against a grid count on random fronts.
+    rng = random.Random(0)
+    pts = [(rng.uniform(0, 1), rng.uniform(0, 1)) for _ in range(8)]
+    n = 400
+    cells = sum(
+        any(t >= (i + 0.5) / n and g <= (j + 0.5) / n for t, g in pts) for i in range(n) for j in range(n)
+    )
+    assert hypervolume(pts, 1.0) == pytest.approx(cells / n**2, abs=5e-3)
