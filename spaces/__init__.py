@@ -1,4 +1,4 @@
-"""Named define-by-run Optuna search spaces: ``space(trial, base) -> fgmodel.config.RunConfig``.
+"""Named define-by-run Optuna search spaces: ``space(trial, base, *, budget=None) -> fgmodel.config.RunConfig``.
 
 ``get(name)`` returns a space, ``config_from_params`` maps a trial's flat params back to
 the config, ``paper_rows`` gives the paper's Table 1 rows as params for

@@ -1,7 +1,9 @@
 """The registry of named spaces and the helpers that replay them.
 
-A space is a define-by-run function ``space(trial, base) -> RunConfig``: it suggests
-parameters on an Optuna trial and returns ``base`` with the fields it controls replaced.
+A space is a define-by-run function ``space(trial, base, *, budget=None) -> RunConfig``:
+it suggests parameters on an Optuna trial and returns ``base`` with the fields it
+controls replaced. ``budget`` (GFLOPs allowed over the baseline, 0.05 = +5%) lets it leave
+out choices that can never fit; a replay passes none, so every stored value replays.
 Replaying it on an `optuna.trial.FixedTrial` turns a flat params dict (what Optuna stores
 and what Ray Tune hands a trainable) back into the one config type, so nothing ever
 translates params to a config by hand a second time.
@@ -11,13 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 
 from fgmodel.config import RunConfig
 
-Space = Callable[[optuna.trial.BaseTrial, RunConfig], RunConfig]
+
+class Space(Protocol):
+    def __call__(self, trial: optuna.trial.BaseTrial, base: RunConfig, *, budget: float | None = None) -> RunConfig:
+        ...
+
+
 PaperRows = Callable[[RunConfig], list[tuple[str, dict[str, Any]]]]
 
 

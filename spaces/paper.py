@@ -1,4 +1,4 @@
-"""The `paper` space: only the five rows of the paper's Table 1, as one categorical param.
+"""The `paper` space: only the six rows of the paper's Table 1, as one categorical param.
 
 A quick way to reproduce the ablation as a study (each row is one trial), sharing the
 `default` space's definition of every row so the two can never disagree.
@@ -22,7 +22,7 @@ def paper_rows(base: RunConfig) -> list[tuple[str, dict[str, Any]]]:
 
 
 @register("paper", paper_rows=paper_rows)
-def space(trial: optuna.trial.BaseTrial, base: RunConfig) -> RunConfig:
+def space(trial: optuna.trial.BaseTrial, base: RunConfig, *, budget: float | None = None) -> RunConfig:
     rows = dict(default.paper_rows(base))
     label = trial.suggest_categorical(PARAM, list(rows))
     return default.space(optuna.trial.FixedTrial(rows[label]), base)

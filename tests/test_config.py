@@ -34,7 +34,8 @@ def test_presets_hold_the_paper_rows():
     assert {"paper_baseline", "paper_best"} <= set(preset_names())
     best = load_yaml("paper_best")
     assert best.model.scra_stages == (0,) and best.model.dropout == 0.45
-    assert best.optim.l2sp_lambda == 0.01 and best.augment.rotation_deg == 15.0
+    assert best.optim.l2sp_lambda == 0.0 and best.augment.rotation_deg == 15.0  # Table 1's last row: no L2SP
+    assert load_yaml("paper_scra").optim.l2sp_lambda == 0.01
     assert load_yaml("paper_baseline").model.scra_stages == ()
 
 

@@ -10,19 +10,13 @@ import optuna
 import pytest
 
 import spaces
-from fgmodel.config import RunConfig, load_yaml
+from fgmodel import flops
+from fgmodel.config import PRESETS_DIR, ModelConfig, RunConfig, load_yaml, preset_names
 from fgmodel.data import DEMO_PROFILE
-from spaces.default import image_sizes
+from spaces.default import PAPER_PRESETS, image_sizes, size_fits
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-PAPER_PRESETS = {
-    "baseline": "paper_baseline",
-    "+ augmentation": "paper_augment",
-    "+ L2SP": "paper_l2sp",
-    "+ dropout": "paper_dropout",
-    "+ SCRA": "paper_best",
-}
 DEMO_BASE = RunConfig().replace(**DEMO_PROFILE)
 PAPER_BASE = load_yaml("paper_baseline")
 
@@ -94,20 +88,69 @@ def test_paper_rows_equal_the_presets(name):
 
 def test_paper_rows_on_demo_base_keep_demo_fields():
     best = load_yaml("paper_best")
-    label, params = spaces.paper_rows("default", DEMO_BASE)[-1]
+    rows = spaces.paper_rows("default", DEMO_BASE)
+    label, params = rows[-1]
     config = spaces.config_from_params("default", params, DEMO_BASE)
-    assert label == "+ SCRA"
+    assert label == "+ SCRA - L2SP"  # Table 1's last row, the paper's best: row 5 without L2SP
     assert config.model.scra_stages == (0,) and config.model.scra_kernel == 1
-    assert config.model.dropout == 0.45 and config.optim.l2sp_lambda == 0.01
+    assert config.model.dropout == 0.45 and config.optim.l2sp_lambda == 0.0
     assert config.augment == best.augment
     assert config.optim.lr == DEMO_BASE.optim.lr
     assert config.data.image_size == DEMO_BASE.data.image_size
     assert config.model.backbone == "convnextv2_atto"
+    row5 = spaces.config_from_params("default", dict(rows)["+ SCRA"], DEMO_BASE)
+    assert row5 == config.replace(**{"optim.l2sp_lambda": 0.01})
+
+
+def test_every_preset_is_labelled_with_its_table_1_row():
+    assert sorted(preset_names()) == sorted(PAPER_PRESETS.values())
+    for row, name in enumerate(PAPER_PRESETS.values(), start=1):
+        first = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[0]
+        assert first.startswith(f"# Table 1 row {row}"), (name, first)
 
 
 def test_image_sizes_bracket_the_base_in_multiples_of_8():
     assert image_sizes(224) == [168, 192, 224, 256]
     assert image_sizes(48) == [32, 40, 48, 56]
+    assert image_sizes(32) == [32]  # nothing below ConvNeXt's 32 px
+
+
+@pytest.mark.parametrize(
+    "backbone, base_size",
+    [("convnextv2_atto", 48), pytest.param("convnextv2_large", 224, marks=pytest.mark.slow)],  # large: 6 s
+)
+def test_image_sizes_within_the_budget_fit_it_measured(backbone, base_size):
+    """Every size offered under a budget fits it when measured; at +5% nothing above the base is offered."""
+    model = ModelConfig(backbone=backbone)
+    baseline = flops.baseline(model, 200, base_size).gflops
+    for budget in (0.0, 0.05, 0.35):
+        for size in image_sizes(base_size, budget):
+            assert flops.measure(model, 200, size).gflops <= (1 + budget) * baseline + 1e-9, (size, budget)
+    assert image_sizes(base_size, 0.05) == [s for s in image_sizes(base_size) if s <= base_size]
+    # 256 px costs +30.6% at 224: in at +35%, out at +5%.
+    if base_size == 224:
+        assert 256 in image_sizes(224, 0.35) and 256 not in image_sizes(224, 0.05)
+
+
+def test_size_bound_is_safe_for_every_multiple_of_8():
+    model = ModelConfig(backbone="convnextv2_atto")
+    for base_size in (48, 56):
+        baseline = flops.baseline(model, 20, base_size).gflops
+        for size in range(32, base_size + 40, 8):
+            for budget in (0.0, 0.05, 0.2, 0.5, 1.0):
+                if size_fits(size, base_size, budget):
+                    assert flops.measure(model, 20, size).gflops <= (1 + budget) * baseline + 1e-9, (size, budget)
+
+
+def test_budgeted_space_draws_only_sizes_that_fit():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = set()
+    for _ in range(40):
+        trial = study.ask()
+        drawn.add(spaces.get("default")(trial, DEMO_BASE, budget=0.05).data.image_size)
+        config = spaces.get("paper")(study.ask(), DEMO_BASE, budget=0.05)  # the paper space takes it too
+        assert config.data.image_size == DEMO_BASE.data.image_size
+    assert drawn == {32, 40, 48}
 
 
 def test_config_from_params_is_strict():

@@ -161,7 +161,7 @@ def test_final_config_switches_a_paper_preset_to_the_demo_profile():
     cfg, notes = final_config(paper, task="demo", data_root="/d", epochs=3)
     assert (cfg.data.task, cfg.data.root, cfg.data.eval_on, cfg.optim.epochs) == ("demo", "/d", "test", 3)
     assert cfg.replace(**DEMO_PROFILE) == cfg
-    assert (cfg.model.scra_stages, cfg.model.dropout, cfg.optim.l2sp_lambda) == (paper.model.scra_stages, 0.45, 0.01)
+    assert (cfg.model.scra_stages, cfg.model.dropout, cfg.optim.l2sp_lambda) == (paper.model.scra_stages, 0.45, 0.0)
     assert len(notes) == 1 and "demo profile" in notes[0]
 
 
