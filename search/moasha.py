@@ -30,13 +30,28 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.attrs import CURVE, GFLOPS, PAPER_ROW  # the searcher puts PAPER_ROW in a paper row's trial config
+
 # (trial key, val top-1 at the rung, GFLOPs)
 RungResult = tuple[Hashable, float, float]
+# (trial key, GFLOPs, val top-1 after epoch 1, 2, ...): what `MOASHAScheduler.restore_rungs` takes
+Curve = tuple[Hashable, float, Sequence[float]]
 
-PAPER_ROW = "paper_row"  # the trial-config key the searcher sets on the paper's Table 1 rows
+
+def rung_curves(trials: Iterable[FrozenTrial]) -> list[Curve]:
+    """The curves of a study's trained, finished trials (COMPLETE or stopped), to refill the rungs on resume.
+
+    FAIL trials stay out: a trial the driver cut short runs again from its first epoch.
+    """
+    return [
+        (t.number, float(t.user_attrs[GFLOPS]), list(t.user_attrs[CURVE]))
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get(CURVE) and GFLOPS in t.user_attrs
+    ]
 
 
 def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
@@ -227,7 +242,7 @@ class MOASHAScheduler(FIFOScheduler):
         config = getattr(trial, "config", None) or {}
         return bool(config.get(PAPER_ROW)) or bool(self._protected and self._protected(trial))
 
-    def restore_rungs(self, curves: Iterable[tuple[Hashable, float, Sequence[float]]]) -> int:
+    def restore_rungs(self, curves: Iterable[Curve]) -> int:
         """Fill the rungs from finished trials' per-epoch curves; returns how many results went in.
 
         ``curves`` holds ``(trial key, gflops, [top1 after epoch 1, 2, ...])``; a rung at

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.cli import run_main
 from search import attrs, budget, preflight
 from search import spec as spec_mod
 from search import study as study_mod
-from search.searcher import StudySearcher, counted_trials
+from search.searcher import CONFIG_ERROR, StudySearcher, counted, counted_trials
 from search.spec import StudySpec
 from search.studydir import STUDY_ERRORS, StudyPointer, default_storage, display_url, write_pointer
 
@@ -113,7 +113,7 @@ def run_search(
             study.start_heartbeat()
             try:
                 tuner.run_tuner(spec, searcher, study_dir, trainable, verbose, remaining)
-                interrupted = bool(searcher.live) or counted_trials(study) < n_trials
+                interrupted = bool(searcher.live) or (counted_trials(study) < n_trials and not searcher.exhausted)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -135,16 +135,16 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
     from search.report import write_reports
 
     trials = outcome.study.get_trials(deepcopy=False)
-    states = {s.name: 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-    for t in trials:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    over = sum(1 for t in trials if t.user_attrs.get(attrs.OVER_BUDGET))
     paths = write_reports(outcome.study, outcome.study_dir)
     log("")
     log(paths.table)
     log("")
-    log("trials: " + ", ".join(f"{n} {s}" for s, n in states.items() if n) + f" ({over} over the FLOPs budget); "
-        f"{outcome.wall_seconds:.0f} s")
+    log(f"trials: {trial_counts(trials)}; {outcome.wall_seconds:.0f} s")
+    if outcome.searcher is not None and outcome.searcher.exhausted:
+        log(outcome.searcher.exhausted)
+    versus = best_versus_paper(trials)
+    if versus:
+        log(versus)
     log(f"report: {paths.html}")
     log(f"        {paths.trials_csv}")
     log(f"        {paths.pareto_csv}")
@@ -153,6 +153,42 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
     else:
         study_dir = shlex.quote(str(outcome.study_dir))
         log(f"export: python -m search.export --study {study_dir} --pick knee --out best.yaml")
+
+
+def trial_counts(trials: Sequence[FrozenTrial]) -> str:
+    """``18 trained (6 COMPLETE, 11 stopped early, 1 FAIL); not trained: 7 over the FLOPs budget``."""
+    trained = [t for t in trials if counted(t) and t.state.is_finished()]
+    kinds = {"COMPLETE": TrialState.COMPLETE, "stopped early": TrialState.PRUNED, "FAIL": TrialState.FAIL}
+    parts = [f"{n} {name}" for name, state in kinds.items() if (n := sum(t.state == state for t in trained))]
+    untrained = {
+        "over the FLOPs budget": sum(1 for t in trials if t.user_attrs.get(attrs.OVER_BUDGET)),
+        "config errors": sum(1 for t in trials if t.user_attrs.get(attrs.REASON) == CONFIG_ERROR),
+        "cut short (run again on resume)": sum(
+            1 for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT
+        ),
+    }
+    line = f"{len(trained)} trained ({', '.join(parts) or 'none finished'})"
+    rest = [f"{n} {name}" for name, n in untrained.items() if n]
+    return line + (f"; not trained: {', '.join(rest)}" if rest else "")
+
+
+def best_versus_paper(trials: Sequence[FrozenTrial]) -> str | None:
+    """How the most accurate within-budget COMPLETE trial compares with the best COMPLETE paper row."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and budget.is_feasible(t)]
+    rows = [t for t in complete if attrs.PAPER_ROW in t.user_attrs]
+    if not complete:
+        return None
+    best = max(complete, key=lambda t: (t.values[0], -t.values[1], -t.number))
+    line = f"best trial: #{best.number} val top-1 {best.values[0]:.4f} at {best.values[1]:.4g} GFLOPs"
+    if not rows:
+        return line + " (no paper row COMPLETE to compare with)"
+    row = max(rows, key=lambda t: (t.values[0], -t.values[1], -t.number))
+    if row.number == best.number:
+        return line + f", the paper row {row.user_attrs[attrs.PAPER_ROW]!r}"
+    gap = 100 * (best.values[0] - row.values[0])
+    cost = 100 * (best.values[1] / row.values[1] - 1)
+    return (line + f"; best paper row {row.user_attrs[attrs.PAPER_ROW]!r} (#{row.number}) {row.values[0]:.4f} at "
+            f"{row.values[1]:.4g} GFLOPs: {gap:+.2f} pp top-1, {cost:+.1f}% GFLOPs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", help="a study spec in studies/: cub, cub_aircraft, foodx, demo")
     src.add_argument("--spec", help="a study spec YAML file")
-    p.add_argument("--trials", type=int, help="Optuna trials, over-budget ones included")
+    p.add_argument("--trials", type=int, help="trained trials (over-budget proposals are recorded, not counted)")
     p.add_argument("--epochs", type=int, help="epochs of a complete trial")
     p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.5")
     p.add_argument("--cpus-per-trial", type=float)

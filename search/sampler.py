@@ -9,7 +9,8 @@ observations. `StoppedTrialSampler` does that with public Optuna APIs only:
 * before each proposal it builds an in-memory *view* study of the real one
   (`view_trials`): the highest epoch ``E`` that at least ``min_trials`` trained trials
   reached is the view's fidelity; each trial that reached it is COMPLETE with values
-  (top-1 at epoch ``E`` from its ``curve`` user attr, GFLOPs) and its FLOPs constraint;
+  (top-1 at epoch ``E`` from its ``curve`` user attr, GFLOPs) and its FLOPs constraint
+  (``trial.constraints``);
   trials stopped earlier are PRUNED, ordered best first (later epoch, then higher top-1);
   over-budget records (never trained) are infeasible with their excess, COMPLETE at the
   lowest top-1 seen so a GP learns the constraint too; the real study's RUNNING trials are
@@ -42,10 +43,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-CURVE = "curve"  # per-epoch validation top-1, a user attr the searcher keeps
-GFLOPS = "gflops"
-BUDGET_EXCESS = "budget_excess"
-CONSTRAINT = "flops_budget"
+from search.attrs import CURVE, GFLOPS
 
 InnerFactory = Callable[[int | None], BaseSampler]
 
@@ -58,14 +56,6 @@ def _curve(trial: FrozenTrial) -> list[float]:
             break
         out.append(float(value))
     return out
-
-
-def _constraints(trial: FrozenTrial) -> dict[str, float] | None:
-    if trial.constraints:
-        return dict(trial.constraints)
-    if BUDGET_EXCESS in trial.user_attrs:
-        return {CONSTRAINT: float(trial.user_attrs[BUDGET_EXCESS])}
-    return None
 
 
 def view_epoch(lengths: Sequence[int], min_trials: int) -> int:
@@ -84,7 +74,7 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
 
     Trials keep the real study's order (TPE weights recent trials more), except that the
     PRUNED ones are sorted best first among the places PRUNED trials hold. FAIL and
-    WAITING trials, and trials whose FLOPs were never measured, stay out.
+    WAITING trials, and trials whose FLOPs (and so their constraint) were never measured, stay out.
     """
     usable = []
     for t in trials:
@@ -92,10 +82,9 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
             continue
         if t.state == TrialState.RUNNING and not t.params:
             continue
-        constraints = _constraints(t)
-        if constraints is None:
+        if not t.constraints:  # the searcher sets the FLOPs constraint with the GFLOPs; an old record lacks it
             continue
-        usable.append((t, constraints, _curve(t)))
+        usable.append((t, dict(t.constraints), _curve(t)))
 
     def infeasible(constraints: dict[str, float]) -> bool:
         return any(v > 0 for v in constraints.values())

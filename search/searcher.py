@@ -1,7 +1,7 @@
 """A Ray Tune `Searcher` that owns an Optuna study through ask and tell.
 
 Ray's `OptunaSearch` tells Optuna COMPLETE for any trial that reported the metrics, so a
-trial ASHA stopped after two epochs lands on the Pareto front with a partial-training
+trial the scheduler stopped after two epochs lands on the Pareto front with a partial-training
 accuracy. This searcher keeps the study's states honest instead:
 
 * ``suggest``: ``study.ask()``, replay the space on the trial, measure the config's
@@ -12,11 +12,16 @@ accuracy. This searcher keeps the study's states honest instead:
 * ``on_trial_result``: keep the per-epoch curve as user attrs (multi-objective trials
   cannot ``report()`` intermediate values), so the dashboard shows progress live.
 * ``on_trial_complete``: COMPLETE with ``[val_top1, gflops]`` only when every epoch ran;
-  stopped earlier (ASHA) is PRUNED with its curve; a raised exception or a non-finite
+  stopped earlier (by the scheduler) is PRUNED with its curve; a raised exception or a non-finite
   loss is FAIL with the reason.
 
-The searcher counts every Optuna trial toward ``n_trials`` (over-budget ones included)
-and returns ``Searcher.FINISHED`` when the study holds that many.
+``n_trials`` counts trained trials: over-budget proposals (and configs that fail to
+build) stay in the study as records but do not count, so a 64-trial study trains 64. A
+space that offers nothing within budget would then ask forever: after
+``MAX_UNTRAINED_IN_A_ROW`` proposals in a row that could not train, the searcher ends the
+search and says so (``exhausted``). Each trial's Ray config carries its GFLOPs (the
+scheduler's second objective) and, for the paper's Table 1 rows, ``paper_row`` (the
+scheduler never stops those).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from search.dashboard import show_curve
 from search.preflight import Measure
 
 METRIC = "val_top1"
+CONFIG_ERROR = "config error"  # the reason of a proposal whose config could not be built or measured
+MAX_UNTRAINED_IN_A_ROW = 50
 
 
 @dataclass
@@ -55,14 +62,24 @@ class _Live:
     non_finite: str | None = None
 
 
-def counted_trials(study: optuna.Study) -> int:
-    """Trials that count toward the requested number: asked ones, less those the driver cut short."""
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.state != TrialState.WAITING
-        and not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT)
+def counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial counts toward the requested number: handed to Ray to train, and not cut short by the driver.
+
+    Over-budget proposals and configs that failed to build never train; a trial the
+    driver cut short (dead driver, Ctrl-C) is queued again and counts when it runs.
+    """
+    user = trial.user_attrs
+    return (
+        trial.state != TrialState.WAITING
+        and not user.get(attrs.OVER_BUDGET)
+        and user.get(attrs.REASON) != CONFIG_ERROR
+        and not (trial.state == TrialState.FAIL and user.get(attrs.REASON) in attrs.CUT_SHORT)
     )
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """The trials that count toward the requested number (see `counted`)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if counted(t))
 
 
 class StudySearcher(Searcher):
@@ -91,22 +108,28 @@ class StudySearcher(Searcher):
         self.epochs = epochs
         self.n_trials = n_trials
         self.log = log
+        self.space_name = space
         self.live: dict[str, _Live] = {}
         self.counted = counted_trials(study)
+        self.untrained_in_a_row = 0
+        self.exhausted: str | None = None  # why the search ended before n_trials, when it did
         self.suggest_seconds: list[float] = []  # per over-budget trial, for the benchmark
 
     # -- suggest ----------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         while self.counted < self.n_trials:
+            if self.untrained_in_a_row >= MAX_UNTRAINED_IN_A_ROW:
+                self._exhaust()
+                break
             start = time.perf_counter()
             trial = self.study.ask()
-            self.counted += 1
+            self.untrained_in_a_row += 1
             try:
-                cfg = self.space(trial, self.base)
+                cfg = self.space(trial, self.base, budget=self.budget)
                 gflops, params = self.measure(cfg)
             except Exception as exc:  # a broken space or config must not stop the search
-                self._tell(trial, TrialState.FAIL, reason="config error", error=error_line(exc))
+                self._tell(trial, TrialState.FAIL, reason=CONFIG_ERROR, error=error_line(exc))
                 continue
             excess = budget_mod.excess(gflops, self.baseline_gflops, self.budget)
             over = excess > 0
@@ -130,9 +153,23 @@ class StudySearcher(Searcher):
                 )
                 self.suggest_seconds.append(time.perf_counter() - start)
                 continue
+            self.counted += 1
+            self.untrained_in_a_row = 0
             self.live[trial_id] = _Live(trial, gflops)
-            return {"params": dict(trial.params), "number": trial.number}
+            config: dict[str, Any] = {"params": dict(trial.params), "number": trial.number, attrs.GFLOPS: gflops}
+            if attrs.PAPER_ROW in trial.user_attrs:
+                config[attrs.PAPER_ROW] = trial.user_attrs[attrs.PAPER_ROW]
+            return config
         return Searcher.FINISHED
+
+    def _exhaust(self) -> None:
+        if self.exhausted is None:
+            self.exhausted = (
+                f"search ended after {self.counted} of {self.n_trials} trials: {MAX_UNTRAINED_IN_A_ROW} proposals "
+                f"in a row from space {self.space_name!r} were over the FLOPs budget (+{self.budget:.0%}) or failed "
+                f"to build; widen the budget or narrow the space"
+            )
+            self.log(self.exhausted)
 
     # -- results ----------------------------------------------------------------------
 
@@ -199,7 +236,7 @@ class StudySearcher(Searcher):
         elif not live.curve:
             self._tell(trial, TrialState.PRUNED, reason="stopped before its first epoch")
         else:
-            self._tell(trial, TrialState.PRUNED, reason=f"stopped early by ASHA at epoch {len(live.curve)}")
+            self._tell(trial, TrialState.PRUNED, reason=f"stopped early at epoch {len(live.curve)}")
 
     def fail_live(self, reason: str) -> list[int]:
         """Tell FAIL for every trial Ray was still running (Ctrl-C); returns their numbers."""

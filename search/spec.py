@@ -1,7 +1,7 @@
 """A study spec: ``studies/<task>.yaml`` plus command-line overrides, loaded strictly.
 
 The spec says what to search (task, backbone, image size, epochs, space, FLOPs budget)
-and how (trials, concurrency, resources per trial, ASHA settings, storage). Like
+and how (trials, concurrency, resources per trial, sampler, early stopping, storage). Like
 `fgmodel.config`, an unknown key or a wrong type fails with one line naming the key,
 never a silent default. `base_config` turns a spec into the `RunConfig` every trial
 starts from, so the search, the export and the final training share one config type.
@@ -22,11 +22,15 @@ from fgmodel.data import NUM_CLASSES
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
-SAMPLERS = ("tpe",)
+SAMPLERS = ("tpe", "random", "gp")
 UNSUPPORTED_SAMPLERS = {
     "nsga2": "Optuna's NSGA-II learns only from COMPLETE trials, so it never sees the FLOPs budget "
              "of the over-budget trials the search prunes; use 'tpe'",
 }
+# moasha: successive halving on (val top-1, GFLOPs); asha: on val top-1 alone; fifo: every trial runs every epoch.
+SCHEDULERS = ("moasha", "asha", "fifo")
+# Optuna's GPSampler handles two objectives with constraints (constrained LogEHVI) from 4.5 on.
+GP_MIN_OPTUNA = "4.5"
 # Run-config keys the spec's ``config:`` block may not set: each has its own spec field
 # (which base_config applies and resume checks), or would make the search select on the
 # test set.
@@ -53,16 +57,18 @@ class StudySpec:
     pretrained_fallback: bool = True
     image_size: int = 224
     epochs: int = 30  # the maximum fidelity: a trial that runs all of them is COMPLETE
-    trials: int = 64  # Optuna trials, over-budget ones (pruned before training) included
+    trials: int = 64  # trained trials; over-budget proposals are recorded (PRUNED) but do not count
     concurrency: int = 4
     cpus_per_trial: float = 8.0
     gpus_per_trial: float = 1.0
     budget: float = 0.05  # allowed GFLOPs over the baseline (same backbone, no SCRA)
     space: str = "default"
     paper: bool = True  # enqueue the paper's Table 1 rows first
-    sampler: str = "tpe"  # "tpe" only (see SAMPLERS)
-    grace_period: int = 3  # ASHA: epochs before the first cut
-    reduction_factor: int = 3  # ASHA: keep the top 1/rf at each rung
+    sampler: str = "tpe"  # tpe | random | gp (see SAMPLERS)
+    scheduler: str = "moasha"  # moasha | asha | fifo (see SCHEDULERS)
+    learn_from_stopped: bool = True  # the sampler ranks stopped trials by how far and how well they got
+    grace_period: int = 3  # moasha / asha: epochs before the first cut
+    reduction_factor: int = 3  # moasha / asha: keep the top 1/rf at each rung
     retries: int = 0  # Ray re-runs of a trial that raised before it is FAIL
     seed: int = 0
     data_root: str = "data"
@@ -94,6 +100,10 @@ class StudySpec:
         if self.sampler not in SAMPLERS:
             why = f" ({UNSUPPORTED_SAMPLERS[self.sampler]})" if self.sampler in UNSUPPORTED_SAMPLERS else ""
             raise ConfigError("sampler", f"must be {' or '.join(map(repr, SAMPLERS))}, got {self.sampler!r}{why}")
+        if self.sampler == "gp":
+            _check_gp()
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError("scheduler", f"must be {' or '.join(map(repr, SCHEDULERS))}, got {self.scheduler!r}")
         for key in flatten(self.config):  # nested sections (``data: {eval_on: ...}``) spelled out
             if key in GUARDED_CONFIG_KEYS:
                 raise ConfigError(f"config.{key}", GUARDED_CONFIG_KEYS[key])
@@ -132,6 +142,22 @@ class StudySpec:
                 **self.config,
             }
         )
+
+
+def _check_gp() -> None:
+    """Refuse ``sampler: gp`` where Optuna's GPSampler cannot run this search (two objectives, a constraint)."""
+    import importlib.metadata
+    import importlib.util
+
+    from packaging.version import Version
+
+    installed = importlib.metadata.version("optuna")
+    if Version(installed) < Version(GP_MIN_OPTUNA):
+        raise ConfigError("sampler", f"'gp' needs Optuna >= {GP_MIN_OPTUNA} for two objectives with a constraint "
+                                     f"(installed: {installed}); use 'tpe'")
+    if importlib.util.find_spec("scipy") is None:
+        raise ConfigError("sampler", "'gp' needs scipy (Optuna's GPSampler imports it): pip install scipy; "
+                                     "or use 'tpe'")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}

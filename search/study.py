@@ -24,6 +24,7 @@ from fgmodel.config import RESUME_FREE_KEYS, ConfigError, RunConfig, flatten, to
 from search import attrs
 from search import spec as spec_mod
 from search.dashboard import name_objectives
+from search.sampler import StoppedTrialSampler
 from search.spec import StudySpec
 from search.studydir import display_url, storage_for
 
@@ -40,10 +41,18 @@ class StudyExists(ValueError):
 
 
 def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """TPE: multivariate and grouped (the conditional params, L2SP lambda and the SCRA
+    """The spec's sampler, wrapped to learn from stopped trials when a scheduler stops them.
+
+    ``tpe``: multivariate and grouped (the conditional params, L2SP lambda and the SCRA
     kernel, are modelled jointly with the choices they depend on), constant liar for
-    parallel trials. (NSGA-II is not offered: it learns only from COMPLETE trials, so it
-    would never see the budget of the over-budget trials the searcher prunes.)
+    parallel trials. ``gp``: Optuna's GPSampler (constrained LogEHVI; `spec` checked the
+    Optuna release and scipy). ``random``: the baseline. (NSGA-II is not offered: it
+    learns only from COMPLETE trials, so it would never see the budget of the over-budget
+    trials the searcher prunes.)
+
+    With ``moasha`` or ``asha`` most trained trials end PRUNED, and a multi-objective
+    study cannot tell Optuna how far or how well they got; ``learn_from_stopped`` puts
+    TPE or GP on `search.sampler.StoppedTrialSampler`'s view of the study instead.
 
     The FLOPs constraint reaches the sampler through ``trial.set_constraint`` in the
     searcher, set when the trial is asked, so it holds for every state, PRUNED
@@ -51,9 +60,19 @@ def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseS
     does not replay its first draws.
     """
     seed = spec.seed + seed_offset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
+
+    def inner(inner_seed: int | None) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if spec.sampler == "random":
+                return optuna.samplers.RandomSampler(seed=inner_seed)
+            if spec.sampler == "gp":
+                return optuna.samplers.GPSampler(seed=inner_seed)
+            return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=inner_seed)
+
+    if spec.learn_from_stopped and spec.scheduler != "fifo" and spec.sampler != "random":
+        return StoppedTrialSampler(inner, seed=seed)
+    return inner(seed)
 
 
 def open_for_search(spec: StudySpec, url: str, *, resume: bool, base: RunConfig | None = None) -> DriverStudy:

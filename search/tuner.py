@@ -13,12 +13,16 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ray.tune.schedulers import FIFOScheduler
+
 from fgmodel.cli import one_line
 from fgmodel.config import ConfigError, to_dict
+from search import attrs
+from search.moasha import Curve, MOASHAScheduler, rung_curves
 from search.progress import Reporter
 from search.searcher import METRIC, StudySearcher
 from search.spec import StudySpec
@@ -151,14 +155,23 @@ def check_resources(spec: StudySpec) -> None:
         )
 
 
-def make_scheduler(spec: StudySpec) -> Any:
-    """ASHA on validation top-1 per epoch."""
-    from ray.tune.schedulers import ASHAScheduler
+def make_scheduler(spec: StudySpec, curves: Iterable[Curve] = ()) -> Any:
+    """The spec's early stopping: successive halving on (val top-1, GFLOPs) or val top-1, or none.
 
-    return ASHAScheduler(
-        metric=METRIC, mode="max", time_attr="training_iteration", max_t=spec.epochs,
-        grace_period=min(spec.grace_period, spec.epochs), reduction_factor=spec.reduction_factor,
+    ``moasha`` and ``asha`` are `search.moasha.MOASHAScheduler` (multi- or single-objective):
+    both never stop the paper's rows and take the study's finished ``curves`` into their
+    rungs, so a resumed search judges new trials against what the study already ran.
+    (Ray's own ``ASHAScheduler`` can do neither; ``asha`` keeps its rule, the top 1/rf of a
+    rung by val top-1, with ``ceil`` where Ray interpolates a percentile.)
+    """
+    if spec.scheduler == "fifo":
+        return FIFOScheduler()
+    scheduler = MOASHAScheduler(
+        max_t=spec.epochs, grace_period=min(spec.grace_period, spec.epochs), reduction_factor=spec.reduction_factor,
+        metric=METRIC, cost=attrs.GFLOPS, multi_objective=spec.scheduler == "moasha",
     )
+    scheduler.restore_rungs(curves)
+    return scheduler
 
 
 def run_tuner(
@@ -187,8 +200,8 @@ def run_tuner(
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=make_scheduler(spec),
-                num_samples=remaining,  # an upper bound: the searcher ends first (over-budget trials count)
+                scheduler=make_scheduler(spec, rung_curves(searcher.study.get_trials(deepcopy=False))),
+                num_samples=remaining,  # trained trials: over-budget proposals never become Ray trials
                 max_concurrent_trials=spec.concurrency,
                 reuse_actors=True,  # torch and the model code stay imported between trials
                 trial_name_creator=_trial_name,

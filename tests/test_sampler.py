@@ -18,13 +18,13 @@ LR = FloatDistribution(1e-4, 1e-2, log=True)
 
 
 def _real(state, curve, *, gflops=1.0, excess=-0.05, dropout=0.3, lr=1e-3, constraint=True):
-    """A trial as the searcher leaves it: params, gflops, curve, budget excess (and the constraint)."""
+    """A trial as the searcher leaves it: params, gflops, curve, and the FLOPs constraint (its excess)."""
     return optuna.trial.create_trial(
         state=state,
         values=[curve[-1], gflops] if state == TrialState.COMPLETE else None,
         params={"dropout": dropout, "lr": lr},
         distributions={"dropout": DROPOUT, "lr": LR},
-        user_attrs={"curve": curve, "gflops": gflops, "budget_excess": excess},
+        user_attrs={"curve": curve, "gflops": gflops},
         constraints={"flops_budget": excess} if constraint else None,
     )
 
@@ -55,7 +55,8 @@ def test_view_ranks_later_and_better_stopped_trials_higher():
         _real(P, [], excess=2.0, dropout=0.6),  # 4: over budget, never trained
         _real(P, [0.4, 0.55, 0.65]),  # 5: stopped at 3 (past the view epoch)
         _real(TrialState.FAIL, [0.1]),  # 6: left out
-        _real(P, [0.4, 0.55], constraint=False),  # 7: the budget_excess attr alone is enough
+        _real(P, [0.4, 0.55]),  # 7
+        _real(P, [0.9, 0.9], constraint=False),  # 8: no constraint recorded (FLOPs never measured): left out
     ]
     epoch, view = view_trials(_study(real).trials, min_trials=2)
     assert epoch == 3  # trials 1 and 5 reached epoch 3
@@ -66,6 +67,7 @@ def test_view_ranks_later_and_better_stopped_trials_higher():
     assert values == {1: [0.6, 1.0], 5: [0.65, 1.0], 4: [0.6, 1.0]}  # 4: infeasible, at the lowest top-1 seen
     assert {t.user_attrs["number"]: t.constraints for t in view}[4] == {"flops_budget": 2.0}
     assert {t.user_attrs["number"]: t.constraints for t in view}[7] == {"flops_budget": -0.05}
+    assert 8 not in states
     # PRUNED places (real positions 0, 2, 3, 7) hold the stopped trials best first: 3 (0.6 at 2),
     # 7 (0.55 at 2), 0 (0.5 at 2), 2 (epoch 1); COMPLETE and infeasible keep their places.
     assert numbers == [3, 1, 7, 0, 4, 5, 2]
@@ -153,7 +155,7 @@ def test_view_is_cached_until_a_trial_finishes_and_mirrors_running_trials():
     assert sampler.rebuilds == 1
     study.tell(second, state=TrialState.FAIL)
     first.set_user_attr("gflops", 1.0)
-    first.set_user_attr("budget_excess", -0.05)
+    first.set_constraint("flops_budget", -0.05)
     study.ask()
     assert sampler.rebuilds == 2
     view = sampler.view(study)

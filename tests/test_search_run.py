@@ -24,7 +24,9 @@ from search import study as study_mod
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-# Table 1 rows are trials 0-4; with budget 0 the "+ SCRA" row (4) is over budget.
+# The paper space (one param: the Table 1 row): its six rows are trials 0-5 and are never
+# stopped; with budget 0 the two SCRA rows (4, 5) are over budget. Trials drawn after them
+# repeat a row (2 in 3 fit) without its protection and score 0.0: the scheduler stops them.
 SCORES = {0: 0.9, 2: 0.5, 3: 0.4}
 FAIL_NUMBER = 1
 
@@ -39,8 +41,8 @@ def ray_session():
 
 
 def tiny_spec(demo_root: Path, study_dir: Path, **changes) -> spec.StudySpec:
-    fields = dict(image_size=32, epochs=2, trials=7, concurrency=2, grace_period=1, reduction_factor=2,
-                  budget=0.0, data_root=str(demo_root), study_dir=str(study_dir), name="tiny")
+    fields = dict(image_size=32, epochs=2, trials=5, concurrency=2, grace_period=1, reduction_factor=2,
+                  budget=0.0, space="paper", data_root=str(demo_root), study_dir=str(study_dir), name="tiny")
     return spec.load("demo").replace(**{**fields, **changes})
 
 
@@ -86,7 +88,8 @@ def test_search_finishes_with_every_trial_told(tiny_search):
     s, outcome = tiny_search
     trials = outcome.study.get_trials()
     assert not outcome.interrupted
-    assert len(trials) == s.trials
+    assert sum(1 for t in trials if not t.user_attrs["over_budget"]) == s.trials  # trained: the requested number
+    assert len(trials) == s.trials + sum(1 for t in trials if t.user_attrs["over_budget"])
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     for name in ("optuna.db", "study.json", "pareto.html", "trials.csv", "pareto.csv"):
         assert (outcome.study_dir / name).is_file()
@@ -98,7 +101,7 @@ def test_search_finishes_with_every_trial_told(tiny_search):
 def test_over_budget_trial_is_pruned_without_training(tiny_search):
     _, outcome = tiny_search
     t = by_number(outcome.study)[4]
-    assert t.user_attrs["paper_row"] == "+ SCRA"
+    assert t.user_attrs["paper_row"] == "+ SCRA" and by_number(outcome.study)[5].user_attrs["over_budget"]
     assert t.state == TrialState.PRUNED and t.values is None
     assert t.user_attrs["over_budget"] is True and t.constraints["flops_budget"] > 0  # the sampler sees it
     assert t.user_attrs["gflops"] > outcome.study.user_attrs["baseline_gflops"]
@@ -122,10 +125,18 @@ def test_full_trial_is_complete_with_both_objectives(tiny_search):
 
 def test_early_stopped_trial_is_pruned_not_complete(tiny_search):
     _, outcome = tiny_search
-    t = by_number(outcome.study)[3]  # 0.4 < the rung's cutoff from trials 0 (0.9) and 2 (0.5)
+    (t,) = [t for t in outcome.study.get_trials() if t.number > 5 and not t.user_attrs["over_budget"]]
+    # 0.0 at the baseline's GFLOPs: dominated by 0.9 and 0.5 there (keep the top half).
     assert t.state == TrialState.PRUNED and t.values is None
-    assert t.user_attrs["reason"] == "stopped early by ASHA at epoch 1"
-    assert t.user_attrs["curve"] == [0.4] and t.user_attrs["epochs_run"] == 1
+    assert t.user_attrs["reason"] == "stopped early at epoch 1"
+    assert t.user_attrs["curve"] == [0.0] and t.user_attrs["epochs_run"] == 1
+
+
+def test_paper_rows_are_never_stopped(tiny_search):
+    _, outcome = tiny_search
+    row = by_number(outcome.study)[3]  # 0.4 at the rung, below 0.9 and 0.5: a plain trial would stop there
+    assert row.user_attrs["paper_row"] == "+ dropout"
+    assert row.state == TrialState.COMPLETE and row.user_attrs["curve"] == [0.4, 0.4]
 
 
 def test_raising_trial_is_fail_with_its_error(tiny_search):
@@ -154,3 +165,18 @@ def test_export_then_final_training_runs(tiny_search, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_every_paper_row_is_complete_at_full_epochs(ray_session, demo_root, tmp_path):
+    """The default space within +5%: all six rows fit, and though five score far below the first, none is stopped."""
+    s = tiny_spec(demo_root, tmp_path, space="default", budget=0.05, trials=6, name="rows")
+    scores = {0: 0.9, 1: 0.1, 2: 0.1, 3: 0.05, 4: 0.05, 5: 0.02}
+    outcome = run.run_search(s, trainable=scripted_trainable(scores, fail_number=-1), log=lambda line: None)
+    trials = outcome.study.get_trials()
+    assert [t.user_attrs.get("paper_row") for t in trials] == [
+        "baseline", "+ augmentation", "+ L2SP", "+ dropout", "+ SCRA", "+ SCRA - L2SP"]
+    for t in trials:
+        assert t.state == TrialState.COMPLETE and t.user_attrs["epochs_run"] == s.epochs, t.user_attrs
+        assert t.values == [scores[t.number], t.user_attrs["gflops"]]
+    assert run.best_versus_paper(trials) == (
+        f"best trial: #0 val top-1 0.9000 at {trials[0].values[1]:.4g} GFLOPs, the paper row 'baseline'")

@@ -11,8 +11,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import spaces
 from search import spec
-from search.searcher import StudySearcher, error_line
+from search import study as study_mod
+from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted, counted_trials, error_line
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -121,3 +123,53 @@ def test_stopped_early_is_pruned_with_its_curve(searcher):
 )
 def test_error_line(exc, line):
     assert error_line(exc) == line
+
+
+def _searcher(tmp_path, measure, n_trials=2, **spec_changes):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    base = spec.load("demo").replace(data_root=str(tmp_path), paper=False, **spec_changes).base_config()
+    return StudySearcher(
+        study, "default", base, measure=measure, baseline_gflops=GFLOPS, budget=0.05,
+        epochs=EPOCHS, n_trials=n_trials, log=lambda line: None,
+    )
+
+
+def test_over_budget_proposals_are_recorded_but_not_counted(tmp_path):
+    costs = iter([2.0, 1.0, 2.0, 2.0, 1.0])  # over, fits, over, over, fits
+    searcher = _searcher(tmp_path, lambda cfg: (next(costs), 1000))
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert (first["number"], second["number"]) == (1, 4) and first["gflops"] == 1.0
+    assert searcher.suggest("c") == StudySearcher.FINISHED  # two trained: the requested number
+    trials = searcher.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.RUNNING, TrialState.PRUNED,
+                                         TrialState.PRUNED, TrialState.RUNNING]
+    assert [counted(t) for t in trials] == [False, True, False, False, True]
+    assert counted_trials(searcher.study) == 2 and searcher.exhausted is None
+
+
+def test_a_space_with_nothing_within_budget_ends_the_search_with_one_line(tmp_path):
+    lines = []
+    searcher = _searcher(tmp_path, lambda cfg: (3.0, 1000), n_trials=5)
+    searcher.log = lines.append
+    assert searcher.suggest("a") == StudySearcher.FINISHED
+    assert len(searcher.study.get_trials()) == MAX_UNTRAINED_IN_A_ROW
+    assert counted_trials(searcher.study) == 0
+    assert searcher.exhausted == lines[-1]
+    assert f"{MAX_UNTRAINED_IN_A_ROW} proposals in a row from space 'default'" in lines[-1]
+    assert searcher.suggest("b") == StudySearcher.FINISHED and len(searcher.study.get_trials()) == 50
+
+
+def test_misses_in_a_row_reset_when_a_trial_trains(tmp_path):
+    costs = iter([3.0] * (MAX_UNTRAINED_IN_A_ROW - 1) + [1.0] + [3.0] * (MAX_UNTRAINED_IN_A_ROW - 1) + [1.0])
+    searcher = _searcher(tmp_path, lambda cfg: (next(costs), 1000))
+    assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
+    assert searcher.exhausted is None and counted_trials(searcher.study) == 2
+
+
+def test_paper_rows_carry_their_label_to_ray(tmp_path):
+    searcher = _searcher(tmp_path, lambda cfg: (1.0, 1000))
+    rows = spaces.paper_rows("default", searcher.base)
+    study_mod.enqueue_paper_rows(searcher.study, rows[:1])
+    config = searcher.suggest("a")
+    assert config["paper_row"] == rows[0][0] == "baseline" and config["gflops"] == 1.0
+    assert "paper_row" not in searcher.suggest("b")

@@ -1,0 +1,151 @@
+"""The spec's search strategy: ``sampler`` and ``scheduler`` keys, the objects they build, rungs on resume."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from fgmodel.config import ConfigError
+from search import spec as spec_mod
+from search import study as study_mod
+from search.moasha import MOASHAScheduler, rung_curves
+from search.sampler import StoppedTrialSampler
+from search.tuner import make_scheduler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _spec(**changes) -> spec_mod.StudySpec:
+    return spec_mod.load("demo").replace(**changes)
+
+
+def test_defaults_are_moasha_and_tpe_on_stopped_trials():
+    s = spec_mod.load("cub")
+    assert (s.scheduler, s.sampler, s.learn_from_stopped) == ("moasha", "tpe", True)
+    assert spec_mod.StudySpec(task="demo").scheduler == "moasha"
+
+
+@pytest.mark.parametrize("key, value", [("scheduler", "hyperband"), ("sampler", "cmaes")])
+def test_unknown_strategy_is_one_line_naming_the_key(key, value):
+    with pytest.raises(ConfigError) as info:
+        _spec(**{key: value})
+    assert info.value.field == key and value in str(info.value)
+
+
+def test_gp_is_refused_where_it_cannot_run(monkeypatch):
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # scipy "installed"
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "4.4.0" if name == "optuna" else real_version(name))
+    with pytest.raises(ConfigError, match=r"'gp' needs Optuna >= 4.5 .*installed: 4.4.0"):
+        _spec(sampler="gp")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.0.0" if name == "optuna" else real_version(name))
+    assert _spec(sampler="gp").sampler == "gp"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ConfigError, match="'gp' needs scipy"):
+        _spec(sampler="gp")
+
+
+@pytest.mark.parametrize(
+    "changes, kind, inner",
+    [
+        ({}, StoppedTrialSampler, optuna.samplers.TPESampler),
+        ({"scheduler": "asha"}, StoppedTrialSampler, optuna.samplers.TPESampler),
+        ({"scheduler": "fifo"}, optuna.samplers.TPESampler, None),  # nothing is stopped: nothing to learn
+        ({"learn_from_stopped": False}, optuna.samplers.TPESampler, None),
+        ({"sampler": "random"}, optuna.samplers.RandomSampler, None),  # learns nothing anyway
+        ({"sampler": "random", "scheduler": "fifo"}, optuna.samplers.RandomSampler, None),
+    ],
+)
+def test_make_sampler(changes, kind, inner):
+    sampler = study_mod.make_sampler(_spec(**changes))
+    assert type(sampler) is kind
+    if inner is not None:
+        assert type(sampler.inner) is inner
+
+
+def test_make_sampler_gp_wraps_optunas_gp(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    sampler = study_mod.make_sampler(_spec(sampler="gp"))
+    assert type(sampler) is StoppedTrialSampler and type(sampler.inner) is optuna.samplers.GPSampler
+
+
+def test_make_scheduler():
+    fifo = make_scheduler(_spec(scheduler="fifo"))
+    assert type(fifo) is FIFOScheduler
+    mo = make_scheduler(_spec())  # demo: 4 epochs, grace 2, eta 2: one rung at epoch 2
+    assert isinstance(mo, MOASHAScheduler) and mo.multi_objective and list(mo.rungs) == [2]
+    asha = make_scheduler(_spec(scheduler="asha", epochs=9, grace_period=1, reduction_factor=3))
+    assert not asha.multi_objective and list(asha.rungs) == [1, 3]
+    assert make_scheduler(_spec(epochs=1, grace_period=2)).rungs == {}  # grace capped at the epochs
+
+
+def _finished(study, curve, gflops, state=TrialState.PRUNED):
+    study.add_trial(optuna.trial.create_trial(
+        state=state, values=[curve[-1], gflops] if state == TrialState.COMPLETE else None,
+        params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+        user_attrs={"curve": curve, "gflops": gflops},
+    ))
+
+
+def test_resume_refills_the_rungs_from_the_studys_curves(tmp_path):
+    """A resumed search's scheduler judges its first trial against the trials the study already ran."""
+    s = _spec(epochs=4, grace_period=1, reduction_factor=2, study_dir=str(tmp_path), data_root=str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = study_mod.open_for_search(s, url, resume=False)
+    _finished(study, [0.5, 0.6, 0.7, 0.8], 1.0, TrialState.COMPLETE)
+    _finished(study, [0.45, 0.55], 1.0)
+    _finished(study, [0.4], 1.2)
+    _finished(study, [0.9, 0.9], 1.0, TrialState.FAIL)  # cut short: it runs again, its curve stays out
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"gflops": 9.0}))  # over budget
+    resumed = study_mod.open_for_search(s, url, resume=True, base=s.base_config())
+    curves = rung_curves(resumed.get_trials())
+    assert curves == [(0, 1.0, [0.5, 0.6, 0.7, 0.8]), (1, 1.0, [0.45, 0.55]), (2, 1.2, [0.4])]
+
+    scheduler = make_scheduler(s, curves)
+    assert {level: len(rec) for level, rec in scheduler.rungs.items()} == {1: 3, 2: 2}
+    weak = Trial("__fake", config={"number": 5, "gflops": 1.0}, stub=True)
+    scheduler.on_trial_add(None, weak)
+    # 0.42 at 1.0 GFLOPs: below 0.5 and 0.45 at the same cost; keep ceil(4 / 2) = 2 of the rung's 4.
+    assert scheduler.on_trial_result(None, weak, {"training_iteration": 1, "val_top1": 0.42}) == TrialScheduler.STOP
+    fresh = make_scheduler(s)  # what a resume without the curves would have done: first at the rung, goes on
+    fresh.on_trial_add(None, weak)
+    assert fresh.on_trial_result(None, weak, {"training_iteration": 1, "val_top1": 0.42}) == TrialScheduler.CONTINUE
+
+
+def _record(study, state, top1=None, gflops=1.0, *, over=False, reason="", row=None, excess=-0.1):
+    user = {"over_budget": over, "reason": reason, "gflops": gflops} | ({"paper_row": row} if row else {})
+    study.add_trial(optuna.trial.create_trial(
+        state=state, values=[top1, gflops] if state == TrialState.COMPLETE else None,
+        user_attrs=user, constraints={"flops_budget": excess},
+    ))
+
+
+def test_summary_counts_trained_and_untrained_trials_and_compares_with_the_paper():
+    from search import run
+
+    study = optuna.create_study(directions=study_mod.DIRECTIONS)
+    _record(study, TrialState.COMPLETE, 0.80, 1.00, row="baseline")
+    _record(study, TrialState.COMPLETE, 0.82, 1.02, row="+ SCRA - L2SP")
+    _record(study, TrialState.PRUNED, over=True, gflops=1.3, excess=0.25)
+    _record(study, TrialState.COMPLETE, 0.845, 0.75)
+    _record(study, TrialState.PRUNED, reason="stopped early at epoch 2")
+    _record(study, TrialState.FAIL, reason="raised: RuntimeError")
+    _record(study, TrialState.FAIL, reason="config error")
+    _record(study, TrialState.FAIL, reason="interrupted")
+    _record(study, TrialState.COMPLETE, 0.99, 1.2, excess=0.15)  # over budget yet COMPLETE: not the best
+    trials = study.get_trials()
+    assert run.trial_counts(trials) == ("6 trained (4 COMPLETE, 1 stopped early, 1 FAIL); not trained: "
+                                        "1 over the FLOPs budget, 1 config errors, 1 cut short (run again on resume)")
+    assert run.best_versus_paper(trials) == (
+        "best trial: #3 val top-1 0.8450 at 0.75 GFLOPs; best paper row '+ SCRA - L2SP' (#1) 0.8200 at "
+        "1.02 GFLOPs: +2.50 pp top-1, -26.5% GFLOPs")
+    assert run.best_versus_paper(trials[2:]) == (
+        "best trial: #3 val top-1 0.8450 at 0.75 GFLOPs (no paper row COMPLETE to compare with)")
+    assert run.best_versus_paper(trials[2:3]) is None
