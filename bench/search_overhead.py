@@ -40,16 +40,19 @@ def isolated_over_budget_seconds(s: spec.StudySpec, base, baseline_gflops: float
     """Seconds per over-budget trial: ask, replay the space, FLOPs (cached), attrs, tell PRUNED."""
     study = optuna.create_study(storage=storage_for(f"sqlite:///{tmp / 'over.db'}"), study_name="over",
                                 directions=study_mod.DIRECTIONS, sampler=study_mod.make_sampler(s))
-    label, params = spaces.paper_rows(s.space, base)[-1]  # "+ SCRA", made 3x3 after every stage
+    label, params = spaces.paper_rows(s.space, base)[-1]  # the last row, made 3x3 after every stage
     params = {**params, **{f"scra_after_{i}": True for i in range(4)}, "scra_kernel": 3}
     for _ in range(n):
         study.enqueue_trial(params)
     searcher = StudySearcher(study, s.space, base, measure=preflight.measure_fn(), baseline_gflops=baseline_gflops,
-                             budget=s.budget, epochs=s.epochs, n_trials=n, log=lambda line: None)
+                             budget=s.budget, epochs=s.epochs, n_trials=1, log=lambda line: None)
+    # Over-budget proposals don't count: one suggest prunes the n queued (and any over-budget
+    # draws after them) and returns the first config that fits, whose ask is timed too.
     start = time.perf_counter()
-    assert searcher.suggest("x") == StudySearcher.FINISHED
-    seconds = (time.perf_counter() - start) / n
-    assert len(study.get_trials(states=(TrialState.PRUNED,))) == n
+    searcher.suggest("x")
+    pruned = len(study.get_trials(states=(TrialState.PRUNED,)))
+    seconds = (time.perf_counter() - start) / pruned
+    assert pruned >= n
     return seconds
 
 
