@@ -61,12 +61,6 @@ def trained_durations(trials: Iterable[FrozenTrial]) -> list[float]:
     ]
 
 
-def expected_to_train(unasked: int, asked: int, over_budget: int) -> float:
-    """How many of ``unasked`` trials will train: the share over budget so far predicts the rest's."""
-    share = over_budget / asked if asked else 0.0
-    return max(unasked, 0) * (1.0 - share)
-
-
 def eta_seconds(
     durations: Sequence[float], remaining: float, concurrency: int, running_elapsed: Sequence[float] = ()
 ) -> float | None:
@@ -105,9 +99,9 @@ def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta
 class Reporter:
     """Prints `progress_line` for ``study`` at most every ``every`` seconds (`tick`, called often by the tuner).
 
-    ``n_trials`` is the searcher's target (trials cut short by the driver not counted);
-    the time left counts the trials still to ask, less the share that the search so far
-    found over the FLOPs budget (they cost nothing), and the running ones' rest.
+    ``n_trials`` is the searcher's target of trained trials (`search.attrs.counted`: over-budget
+    proposals cost nothing and do not count); the time left counts the trials still to
+    train and the running ones' rest.
     """
 
     def __init__(self, study: optuna.Study, n_trials: int, concurrency: int, log: Callable[[str], None] = print,
@@ -131,12 +125,9 @@ class Reporter:
 
     def line(self, elapsed_s: float, wall: datetime | None = None) -> str:
         trials = self.study.get_trials(deepcopy=False)
-        asked = [t for t in trials if t.state != TrialState.WAITING
-                 and not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT)]
-        over = sum(1 for t in asked if t.user_attrs.get(attrs.OVER_BUDGET))
         wall = wall or datetime.now()  # Optuna's datetime_start is local and naive
         running = [(wall - t.datetime_start).total_seconds()
                    for t in trials if t.state == TrialState.RUNNING and t.datetime_start]
-        remaining = expected_to_train(self.n_trials - len(asked), len(asked), over)
+        remaining = max(self.n_trials - sum(1 for t in trials if attrs.counted(t)), 0)
         eta = eta_seconds(trained_durations(trials), remaining, self.concurrency, running)
         return progress_line(count(trials), best_within_budget(trials), elapsed_s, eta)

@@ -45,7 +45,6 @@ from search.dashboard import show_curve
 from search.preflight import Measure
 
 METRIC = "val_top1"
-CONFIG_ERROR = "config error"  # the reason of a proposal whose config could not be built or measured
 MAX_UNTRAINED_IN_A_ROW = 50
 
 
@@ -62,24 +61,9 @@ class _Live:
     non_finite: str | None = None
 
 
-def counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial counts toward the requested number: handed to Ray to train, and not cut short by the driver.
-
-    Over-budget proposals and configs that failed to build never train; a trial the
-    driver cut short (dead driver, Ctrl-C) is queued again and counts when it runs.
-    """
-    user = trial.user_attrs
-    return (
-        trial.state != TrialState.WAITING
-        and not user.get(attrs.OVER_BUDGET)
-        and user.get(attrs.REASON) != CONFIG_ERROR
-        and not (trial.state == TrialState.FAIL and user.get(attrs.REASON) in attrs.CUT_SHORT)
-    )
-
-
 def counted_trials(study: optuna.Study) -> int:
-    """The trials that count toward the requested number (see `counted`)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if counted(t))
+    """The trials that count toward the requested number (see `search.attrs.counted`)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if attrs.counted(t))
 
 
 class StudySearcher(Searcher):
@@ -129,7 +113,7 @@ class StudySearcher(Searcher):
                 cfg = self.space(trial, self.base, budget=self.budget)
                 gflops, params = self.measure(cfg)
             except Exception as exc:  # a broken space or config must not stop the search
-                self._tell(trial, TrialState.FAIL, reason=CONFIG_ERROR, error=error_line(exc))
+                self._tell(trial, TrialState.FAIL, reason=attrs.CONFIG_ERROR, error=error_line(exc))
                 continue
             excess = budget_mod.excess(gflops, self.baseline_gflops, self.budget)
             over = excess > 0

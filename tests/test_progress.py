@@ -13,7 +13,6 @@ from search.progress import (
     best_within_budget,
     count,
     eta_seconds,
-    expected_to_train,
     format_duration,
     progress_line,
     trained_durations,
@@ -66,12 +65,6 @@ def test_trained_durations_leave_out_untrained_trials():
     assert trained_durations([*TRIALS, died]) == [300.0, 320.0, 100.0, 80.0]
 
 
-def test_expected_to_train_uses_the_over_budget_share():
-    assert expected_to_train(unasked=8, asked=4, over_budget=1) == 6.0
-    assert expected_to_train(unasked=8, asked=0, over_budget=0) == 8.0
-    assert expected_to_train(unasked=-1, asked=4, over_budget=1) == 0.0
-
-
 @pytest.mark.parametrize(
     ("durations", "remaining", "concurrency", "running", "expected"),
     [
@@ -114,9 +107,9 @@ def test_reporter_prints_every_30_s_with_counts_and_estimate():
     assert reporter.tick() is None and lines == []
     now[0] += 1.0
     line = reporter.tick()
-    # 5 asked, 1 over budget: 4 unasked x 0.8 = 3.2 to train, mean 200 s, over 2 slots: 320 s
+    # 5 asked, 1 over budget (not counted): 9 - 4 = 5 to train, mean 200 s, over 2 slots: 500 s
     assert line == lines[0] == ("[30s] 2 complete, 0 running, 2 pruned, 1 failed; best val_top1 within budget 0.9000; "
-                                "about 5m20s left")
+                                "about 8m20s left")
     now[0] += 10.0
     assert reporter.tick() is None  # 10 s after the last line
     now[0] += 20.0

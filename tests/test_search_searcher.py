@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 import spaces
 from search import spec
 from search import study as study_mod
-from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted, counted_trials, error_line
+from search.attrs import counted
+from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted_trials, error_line
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -169,7 +170,7 @@ def test_misses_in_a_row_reset_when_a_trial_trains(tmp_path):
 def test_paper_rows_carry_their_label_to_ray(tmp_path):
     searcher = _searcher(tmp_path, lambda cfg: (1.0, 1000))
     rows = spaces.paper_rows("default", searcher.base)
-    study_mod.enqueue_paper_rows(searcher.study, rows[:1])
+    study_mod.enqueue_paper_rows(searcher.study, rows, limit=1)
     config = searcher.suggest("a")
     assert config["paper_row"] == rows[0][0] == "baseline" and config["gflops"] == 1.0
     assert "paper_row" not in searcher.suggest("b")
