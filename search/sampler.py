@@ -10,8 +10,8 @@ observations. `StoppedTrialSampler` does that with public Optuna APIs only:
   (`view_trials`): the highest epoch ``E`` that at least ``min_trials`` trained trials
   reached is the view's fidelity; each trial that reached it is COMPLETE with values
   (top-1 at epoch ``E`` from its ``curve`` user attr, GFLOPs) and its FLOPs constraint
-  (``trial.constraints``);
-  trials stopped earlier are PRUNED, ordered best first (later epoch, then higher top-1);
+  (``trial.constraints``); trials stopped earlier are PRUNED, ordered best first (later
+  epoch, then higher top-1);
   over-budget records (never trained) are infeasible with their excess, COMPLETE at the
   lowest top-1 seen so a GP learns the constraint too; the real study's RUNNING trials are
   RUNNING in the view (TPE's constant liar, GP's running-trial acquisition);
@@ -24,8 +24,9 @@ So a trial stopped at epoch e with top-1 a ranks above every trial stopped earli
 (COMPLETE before PRUNED, or PRUNED earlier in the order) and above one stopped at the
 same epoch with a lower top-1 (dominated at the same GFLOPs; or behind it in the PRUNED
 order). TPE takes PRUNED trials that tie on its score in the order they come
-(``_split_pruned_trials`` sorts stably, Optuna 5.0); that order only matters when TPE's
-good group is larger than the view's COMPLETE trials, and tests/test_sampler.py checks it.
+(``_split_pruned_trials`` sorts stably; checked for Optuna 5.0 by a test in
+tests/test_sampler.py that fails loudly if that changes); the order only matters when
+TPE's good group is larger than the view's COMPLETE trials.
 
 The view is rebuilt only when the real study has new finished trials; a new inner sampler
 comes with each view (samplers cache per-study state), seeded from ``seed`` and the
