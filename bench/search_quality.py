@@ -6,8 +6,9 @@
 
 Each method runs the demo task (the same generated data, the same space, budget and
 number of trained trials) once per seed, into a temporary study. The defaults are sized to
-fit 30 minutes on 2 cores (an epoch of the demo at 40 px is ~19 slot-seconds there): 40 px
-so that two image sizes fit the budget (32, 40), 3 epochs with rungs at 1 and 2.
+fit 30 minutes on 2 cores even when they are shared (an epoch of one trial at 40 px took
+12-19 s here): 40 px, as `make demo`, so that two image sizes fit the budget (32, 40), and
+3 epochs with rungs at 1 and 2.
 
 * ``random-fifo``: random sampler, no early stopping (every trial runs every epoch);
 * ``tpe-asha``: TPE on Optuna's view of the study + single-objective ASHA on val top-1
