@@ -1,0 +1,170 @@
+"""search.confirm's pure parts on hand-made studies in memory: which trials, which (trial, seed) runs remain, records."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from fgmodel.config import RunConfig, to_dict
+from fgmodel.tasks import DEMO_PROFILE
+from search import budget, confirm
+from search.confirm import Candidate, Run
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
+BASELINE, BUDGET = 0.1, 0.05  # limit 0.105 GFLOPs
+C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
+
+# (state, val_top1, gflops, paper_row); the front is 2, 4, 5 (0.50, 0.56, 0.60); 6 is over budget.
+DESIGN = [
+    (C, 0.40, 0.1000, "baseline"),
+    (C, 0.46, 0.1000, "+ augmentation"),
+    (C, 0.50, 0.1000, "+ L2SP"),
+    (C, 0.49, 0.1000, "+ dropout"),
+    (C, 0.56, 0.1003, "+ SCRA"),
+    (C, 0.60, 0.1030, None),
+    (C, 0.70, 0.1100, None),
+    (P, None, 0.1200, None),
+    (C, 0.58, 0.1040, None),
+]
+
+
+def make_study(design=DESIGN, storage=None) -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    for number, (state, acc, gflops, row) in enumerate(design):
+        attrs = {"config": to_dict(BASE.replace(**{"model.dropout": number / 20})), "gflops": gflops,
+                 "budget_excess": budget.excess(gflops, BASELINE, BUDGET)}
+        if row:
+            attrs["paper_row"] = row
+        study.add_trial(create_trial(state=state, values=[acc, gflops] if state == C else None, user_attrs=attrs))
+    return study
+
+
+def chosen(study, top):
+    trials = study.get_trials(deepcopy=False)
+    return [(c.number, c.role) for c in confirm.choose_candidates(trials, budget.pareto_front(study), top)]
+
+
+def test_candidates_top_of_front_then_baseline():
+    # front by accuracy: 5, 4, 2; the best paper row (4, "+ SCRA") is already in
+    assert chosen(make_study(), 2) == [(5, "front"), (4, "front"), (0, "baseline")]
+
+
+def test_candidates_topped_up_with_next_best_feasible():
+    # the front has 3; then feasible COMPLETE by accuracy: 8 (0.58), 3 (0.49), 1 (0.46); 6 is over budget
+    assert chosen(make_study(), 4) == [(5, "front"), (4, "front"), (2, "front"), (8, "next best"), (0, "baseline")]
+    assert chosen(make_study(), 6)[3:] == [(8, "next best"), (3, "next best"), (1, "next best"), (0, "baseline")]
+
+
+def test_best_paper_row_is_added_when_not_among_the_top():
+    design = list(DESIGN)
+    design[4] = (C, 0.45, 0.1003, "+ SCRA")  # now off the front and below + L2SP (2, on the front) ...
+    design[2] = (C, 0.47, 0.1001, "+ L2SP")  # ... which leaves the front too: 3 (0.49, 0.1) dominates it
+    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (3, "best paper row")]
+
+
+def test_baseline_stopped_early_or_retried():
+    design = list(DESIGN)
+    design[0] = (P, None, 0.1000, "baseline")  # ASHA stopped it: confirmation trains it fully anyway
+    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (4, "best paper row")]
+    design[0] = (F, None, 0.1000, "baseline")
+    design.append((C, 0.41, 0.1000, "baseline"))  # the retry of the failed row (9) is the one to confirm
+    assert chosen(make_study(design), 1) == [(5, "front"), (9, "baseline"), (4, "best paper row")]
+    gflops = {c.number: c.gflops for c in confirm.choose_candidates(make_study(design).trials, [], 0)}
+    assert gflops == {9: 0.1, 4: 0.1003}
+
+
+def test_seeds_skip_the_search_seed():
+    assert confirm.confirm_seeds(0, 3) == [1, 2, 3]
+    assert confirm.confirm_seeds(7, 2) == [8, 9]
+
+
+def record(study, state, confirms, seed, **attrs):
+    values = [0.5, 0.1] if state == C else None
+    study.add_trial(create_trial(state=state, values=values, user_attrs={"confirms": confirms, "seed": seed, **attrs}))
+
+
+def test_plan_skips_final_records_and_lists_left_running():
+    records = optuna.create_study(directions=["maximize", "minimize"])
+    record(records, C, 5, 1)  # 0: done
+    record(records, F, 5, 2, status="non_finite")  # 1: final, a fixed seed diverges again
+    record(records, F, 4, 1, reason="raised")  # 2: run again
+    record(records, TrialState.RUNNING, 4, 2)  # 3: a dead process's
+    record(records, C, 9, 1)  # 4: not a candidate any more: ignored
+    cands = [Candidate(5, "front", 0.1), Candidate(4, "front", 0.1)]
+    p = confirm.plan(cands, [1, 2], records.trials)
+    assert p.done == [Run(5, 1), Run(5, 2)]
+    assert p.todo == [Run(4, 1), Run(4, 2)]
+    assert p.left_running == [3]
+    assert confirm.plan(cands, [1, 2, 3], records.trials).todo == [Run(5, 3), Run(4, 1), Run(4, 2), Run(4, 3)]
+
+
+def test_run_config_changes_the_seed_and_keeps_the_split():
+    study = make_study()
+    config = confirm.run_config(study.trials[5], seed=2, split_seed=0)
+    assert config["optim"]["seed"] == 2 and config["data"]["split_seed"] == 0
+    assert config["model"]["dropout"] == 5 / 20
+    assert study.trials[5].user_attrs["config"]["optim"]["seed"] == 0  # the search trial's attr is untouched
+
+
+def test_recorder_records_runs_and_a_rerun_skips_them():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    assert conf.study_name == study.study_name + ":confirm"
+    cands = [Candidate(5, "front", 0.103), Candidate(0, "baseline", 0.1, "baseline")]
+    configs = {(c.number, s): {"seed": s} for c in cands for s in (1, 2)}
+    lines = []
+    rec = confirm.Recorder(conf, cands, configs, epochs=2, log=lines.append)
+    rec.start("a", Run(5, 1))
+    rec.result("a", {"epoch": 1, "val_top1": 0.3, "train_seconds": 1.0})
+    rec.result("a", {"epoch": 2, "val_top1": 0.55, "train_seconds": 2.0})
+    rec.complete("a")
+    rec.start("b", Run(0, 1))
+    rec.result("b", {"epoch": 1, "val_top1": 0.2})
+    rec.result("b", {"status": "non_finite", "reason": "non-finite loss at epoch 2"})
+    rec.complete("b")
+    rec.start("c", Run(5, 2))
+    rec.result("c", {"error": "RuntimeError: boom"})
+    rec.complete("c", errored=True)
+    rec.start("d", Run(0, 2))
+    rec.result("d", {"epoch": 1, "val_top1": 0.25})
+    rec.fail_live("interrupted")
+
+    a, b, c, d = conf.trials
+    assert a.state == C and a.values == [0.55, 0.103]
+    assert a.user_attrs.items() >= {"confirms": 5, "seed": 1, "role": "front", "curve": [0.3, 0.55], "val_top1": 0.55,
+                                 "epochs_run": 2, "gflops": 0.103}.items()
+    assert a.user_attrs["config"] == {"seed": 1}
+    assert "paper_row" not in a.user_attrs and c.user_attrs["error"] == "RuntimeError: boom"
+    assert b.state == F and b.user_attrs["status"] == "non_finite" and b.user_attrs["paper_row"] == "baseline"
+    assert (c.state, d.state, d.user_attrs["reason"], d.user_attrs["curve"]) == (F, F, "interrupted", [0.25])
+    assert len(lines) == 4 and lines[0] == "confirm trial   5 seed 1: COMPLETE val_top1 0.5500"
+
+    p = confirm.plan(cands, [1, 2], conf.trials)
+    assert p.done == [Run(5, 1), Run(0, 1)] and p.todo == [Run(5, 2), Run(0, 2)]
+
+
+def test_left_running_records_are_failed():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    rec = confirm.Recorder(conf, [Candidate(5, "front", 0.1)], {(5, 1): {}}, epochs=2)
+    rec.start("a", Run(5, 1))  # the process dies here
+    left = confirm.plan([Candidate(5, "front", 0.1)], [1], conf.trials).left_running
+    assert left == [0]
+    confirm.fail_left_running(conf, left)
+    assert conf.trials[0].state == F and conf.trials[0].user_attrs["reason"] == "driver died"
+    assert confirm.open_confirm_study(study, storage).trials[0].state == F  # the same study, found again by name
+
+
+def test_confirm_study_has_the_objectives_and_names():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    study.set_metric_names(["val_top1", "gflops"])
+    conf = confirm.open_confirm_study(study, storage)
+    assert conf.directions == study.directions and conf.metric_names == ["val_top1", "gflops"]
+    assert conf.user_attrs["confirms_study"] == study.study_name
+    other = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    assert confirm.open_confirm_study(other, storage, create=False) is None
