@@ -36,7 +36,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,16 +44,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import budget
+from search import attrs, budget, stats
 
 SUFFIX = ":confirm"
 BASELINE_ROW = "baseline"  # the paper_row label of Table 1's first row
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3
-DRIVER_DIED, INTERRUPTED = "driver died", "interrupted"
+METRIC_NAMES = ("val_top1", "gflops")  # the objectives' names in optuna-dashboard
 NON_FINITE = "non_finite"  # the status attr of a run whose loss diverged: final, not run again
-
-# Trial user attrs of a confirmation run.
-CONFIRMS, SEED, ROLE = "confirms", "seed", "role"
 
 
 def confirm_study_name(study_name: str) -> str:
@@ -76,7 +73,9 @@ def _top1(t: FrozenTrial) -> float:
 
 
 def _gflops(t: FrozenTrial) -> float:
-    return float(t.values[1]) if t.state == TrialState.COMPLETE and t.values else float(t.user_attrs["gflops"])
+    if t.state == TrialState.COMPLETE and t.values:
+        return float(t.values[1])
+    return float(t.user_attrs[attrs.GFLOPS])
 
 
 def _by_accuracy(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -96,7 +95,7 @@ def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial
     def add(t: FrozenTrial, role: str) -> None:
         if t.number not in seen:
             seen.add(t.number)
-            chosen.append(Candidate(t.number, role, _gflops(t), t.user_attrs.get("paper_row")))
+            chosen.append(Candidate(t.number, role, _gflops(t), t.user_attrs.get(attrs.PAPER_ROW)))
 
     for t in _by_accuracy(front)[:top]:
         add(t, "front")
@@ -106,7 +105,7 @@ def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial
     baseline = _baseline_trial(trials)
     if baseline is not None:
         add(baseline, "baseline")
-    rows = [t for t in complete if t.user_attrs.get("paper_row") not in (None, BASELINE_ROW)]
+    rows = [t for t in complete if t.user_attrs.get(attrs.PAPER_ROW) not in (None, BASELINE_ROW)]
     if rows:
         add(_by_accuracy(rows)[0], "best paper row")
     return chosen
@@ -117,8 +116,8 @@ def _baseline_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
 
     A retry of a row cut short carries the row's label too, hence the choice among several.
     """
-    rows = [t for t in trials if t.user_attrs.get("paper_row") == BASELINE_ROW
-            and "config" in t.user_attrs and (t.state == TrialState.COMPLETE or "gflops" in t.user_attrs)]
+    rows = [t for t in trials if t.user_attrs.get(attrs.PAPER_ROW) == BASELINE_ROW and attrs.CONFIG in t.user_attrs
+            and (t.state == TrialState.COMPLETE or attrs.GFLOPS in t.user_attrs)]
     if not rows:
         return None
     return max(rows, key=lambda t: (t.state == TrialState.COMPLETE, t.number))
@@ -145,17 +144,17 @@ class Plan:
 def is_final(record: FrozenTrial) -> bool:
     """A record whose (trial, seed) needs no new run: COMPLETE, or FAIL from a non-finite loss."""
     return record.state == TrialState.COMPLETE or (
-        record.state == TrialState.FAIL and record.user_attrs.get("status") == NON_FINITE)
+        record.state == TrialState.FAIL and record.user_attrs.get(attrs.STATUS) == NON_FINITE)
 
 
 def plan(candidates: Sequence[Candidate], seeds: Sequence[int], records: Sequence[FrozenTrial]) -> Plan:
     """Which (trial, seed) runs remain, given the confirm study's ``records``.
 
     Candidates in their order, each with every seed in order; a pair is done when a
-    record of it `is_final`. Records left RUNNING are listed for failing (this process is
-    the confirm study's only writer, so a RUNNING record is a dead process's).
+    record of it `is_final`. Records left RUNNING are listed for failing (one confirm
+    process at a time writes the confirm study, so a RUNNING record is a dead process's).
     """
-    final = {(r.user_attrs.get(CONFIRMS), r.user_attrs.get(SEED)) for r in records if is_final(r)}
+    final = {(r.user_attrs.get(attrs.CONFIRMS), r.user_attrs.get(attrs.SEED)) for r in records if is_final(r)}
     out = Plan(left_running=[r.number for r in records if r.state == TrialState.RUNNING])
     for c in candidates:
         for s in seeds:
@@ -165,112 +164,199 @@ def plan(candidates: Sequence[Candidate], seeds: Sequence[int], records: Sequenc
 
 def run_config(trial: FrozenTrial, seed: int, split_seed: int) -> dict[str, Any]:
     """The search trial's own config (what export would write), with a new seed on the search's split."""
-    config = {section: dict(values) for section, values in trial.user_attrs["config"].items()}
+    config = {section: dict(values) for section, values in trial.user_attrs[attrs.CONFIG].items()}
     config["optim"]["seed"] = seed
     config["data"]["split_seed"] = split_seed
     return config
 
 
-# -- recording -------------------------------------------------------------------------------
+# -- reading the runs back (the report and the export) ---------------------------------------
 
 
-def open_confirm_study(study: optuna.Study, storage: optuna.storages.BaseStorage,
+@dataclass(frozen=True)
+class ConfirmedPoint:
+    number: int  # the search trial
+    role: str
+    paper_row: str | None
+    gflops: float
+    feasible: bool
+    runs: dict[int, float]  # seed -> validation top-1 of its COMPLETE run
+    top1: stats.Estimate  # mean and standard error over the seeds
+    vs_baseline: stats.Estimate | None  # paired difference to the baseline over shared seeds
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """What the confirm study says about the search's points, in numbers the report and the export share."""
+
+    points: dict[int, ConfirmedPoint]  # by search trial number
+    baseline: int | None
+    front: list[int]  # on the front of the means (feasible only), cheapest first
+    picks: dict[str, int]  # "max-acc" / "knee" -> search trial number, on the means' front
+    verdict: str  # the plain sentence of `stats.verdict`
+
+    @property
+    def max_seeds(self) -> int:
+        return max((p.top1.n for p in self.points.values()), default=0)
+
+
+def confirmed_runs(records: Sequence[FrozenTrial]) -> dict[int, dict[int, float]]:
+    """Search trial -> {seed: validation top-1} of the COMPLETE records (the first, should a pair have two)."""
+    runs: dict[int, dict[int, float]] = {}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state == TrialState.COMPLETE and attrs.CONFIRMS in r.user_attrs:
+            runs.setdefault(int(r.user_attrs[attrs.CONFIRMS]), {}).setdefault(int(r.user_attrs[attrs.SEED]),
+                                                                                float(r.values[0]))
+    return runs
+
+
+def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | None:
+    """The confirmed points of ``study`` (None when no confirmation run is COMPLETE yet)."""
+    if confirm is None:
+        return None
+    records = confirm.get_trials(deepcopy=False)
+    runs = confirmed_runs(records)
+    if not runs:
+        return None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    latest = {int(r.user_attrs[attrs.CONFIRMS]): r for r in sorted(records, key=lambda r: r.number)
+              if attrs.CONFIRMS in r.user_attrs}
+    baseline = next((n for n, r in latest.items() if r.user_attrs.get(attrs.ROLE) == "baseline" and n in runs), None)
+    points = {}
+    for n, seeds in sorted(runs.items()):
+        record, trial = latest[n], trials.get(n)
+        points[n] = ConfirmedPoint(
+            number=n, role=str(record.user_attrs.get(attrs.ROLE, "")), paper_row=record.user_attrs.get(attrs.PAPER_ROW),
+            gflops=float(record.values[1]) if record.values else float(record.user_attrs[attrs.GFLOPS]),
+            feasible=trial is None or budget.is_feasible(trial), runs=dict(sorted(seeds.items())),
+            top1=stats.mean_se(list(seeds.values())),
+            vs_baseline=stats.paired_difference(seeds, runs[baseline]) if baseline is not None else None,
+        )
+    means = [stats.Point(p.number, p.top1.mean, p.gflops, p.feasible) for p in points.values()]
+    front = [p.number for p in stats.front(means)]
+    picks = {how: stats.pick(means, how).number for how in stats.PICKS} if front else {}
+    verdict = stats.verdict({n: p.runs for n, p in points.items() if p.feasible}, baseline)
+    return Confirmed(points, baseline, front, picks, verdict)
+
+
+# -- the confirm study -------------------------------------------------------------------------
+
+
+def open_confirm_study(study: optuna.Study, storage: str | optuna.storages.BaseStorage,
                        create: bool = True) -> optuna.Study | None:
-    """``<study>:confirm`` in ``storage``, the study's (created with the same objectives when missing and ``create``)."""
+    """``<study>:confirm`` in ``storage``, the study's; created with the same objectives when missing and ``create``."""
     name = confirm_study_name(study.study_name)
     if name not in optuna.get_all_study_names(storage):
         if not create:
             return None
         confirm = optuna.create_study(study_name=name, storage=storage, directions=study.directions)
-        if study.metric_names:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                confirm.set_metric_names(study.metric_names)
-        confirm.set_user_attr("confirms_study", study.study_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            confirm.set_metric_names(study.metric_names or list(METRIC_NAMES))
+        confirm.set_user_attr(attrs.CONFIRMS_STUDY, study.study_name)
         return confirm
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def fail_left_running(confirm: optuna.Study, numbers: Sequence[int], reason: str = DRIVER_DIED) -> None:
+def load_confirm_study(study: optuna.Study, study_dir: str | Path, storage: str | None = None) -> optuna.Study | None:
+    """The confirm study of ``study`` (loaded by `search.studydir.load_study` from the same arguments), or None."""
+    from search.studydir import read_pointer, storage_for
+
+    return open_confirm_study(study, storage_for(storage or read_pointer(study_dir).storage), create=False)
+
+
+def fail_left_running(confirm: optuna.Study, numbers: Sequence[int], reason: str = attrs.DRIVER_DIED) -> None:
+    from search.study import reopen
+
     for frozen in confirm.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if frozen.number in numbers:
-            optuna.Trial(confirm, frozen._trial_id).set_user_attr("reason", reason)
+            reopen(confirm, frozen).set_user_attr(attrs.REASON, reason)
             confirm.tell(frozen.number, state=TrialState.FAIL)
+
+
+@dataclass
+class _Live:
+    trial: optuna.Trial
+    run: Run
+    curve: list[float] = field(default_factory=list)
+    error: str | None = None
+    non_finite: str | None = None
 
 
 class Recorder:
     """Keeps the confirm study in step with Ray: a RUNNING record per started run, its curve, then COMPLETE or FAIL.
 
-    Driven by `RecorderCallback` (Ray Tune's callback hooks, in the driver process); plain
-    methods so tests can drive it without Ray.
+    Driven by Ray Tune's callback hooks in the driver process (see `_tune`); plain methods,
+    so tests drive it without Ray.
     """
 
-    def __init__(self, confirm: optuna.Study, candidates: Sequence[Candidate], configs: dict[tuple[int, int], dict],
-                 epochs: int, log: Callable[[str], None] = print) -> None:
+    def __init__(self, confirm: optuna.Study, candidates: Sequence[Candidate],
+                 configs: Mapping[tuple[int, int], dict[str, Any]], epochs: int,
+                 log: Callable[[str], None] = print) -> None:
         self.confirm = confirm
         self.candidates = {c.number: c for c in candidates}
         self.configs = configs
         self.epochs = epochs
         self.log = log
-        self.live: dict[str, tuple[optuna.Trial, Run, list[float], dict[str, Any]]] = {}
+        self.live: dict[str, _Live] = {}
 
     def start(self, key: str, run: Run) -> None:
         c = self.candidates[run.confirms]
         trial = self.confirm.ask()
-        attrs: dict[str, Any] = {CONFIRMS: run.confirms, SEED: run.seed, ROLE: c.role, "gflops": c.gflops,
-                                 "config": self.configs[(run.confirms, run.seed)], "curve": [], "epochs_run": 0}
+        values: dict[str, Any] = {
+            attrs.CONFIRMS: run.confirms, attrs.SEED: run.seed, attrs.ROLE: c.role, attrs.GFLOPS: c.gflops,
+            attrs.CONFIG: self.configs[(run.confirms, run.seed)], attrs.CURVE: [], attrs.EPOCHS_RUN: 0,
+        }
         if c.paper_row:
-            attrs["paper_row"] = c.paper_row
-        for k, v in attrs.items():
+            values[attrs.PAPER_ROW] = c.paper_row
+        for k, v in values.items():
             trial.set_user_attr(k, v)
-        self.live[key] = (trial, run, [], {})
+        self.live[key] = _Live(trial, run)
 
-    def result(self, key: str, result: dict[str, Any]) -> None:
-        if key not in self.live:
+    def result(self, key: str, result: Mapping[str, Any]) -> None:
+        live = self.live.get(key)
+        if live is None:
             return
-        trial, _, curve, state = self.live[key]
         if "error" in result:
-            state["error"] = str(result["error"])
+            live.error = str(result["error"])
         elif result.get("status") == NON_FINITE:
-            state["non_finite"] = str(result.get("reason") or "non-finite loss")
+            live.non_finite = str(result.get("reason") or "non-finite loss")
         elif "val_top1" in result:
-            epoch = int(result.get("epoch", len(curve) + 1))
-            if epoch == 1 and curve:  # Ray re-ran it (retries): the failed attempt's curve is not this run's
-                curve.clear()
-                state.clear()
-            curve[epoch - 1:] = [float(result["val_top1"])]
-            for k, v in {"curve": list(curve), "epochs_run": len(curve),
-                         "train_seconds": float(result.get("train_seconds", 0.0)),
-                         "node_id": str(result.get("node_id", ""))}.items():
-                trial.set_user_attr(k, v)
+            epoch = int(result.get("epoch", len(live.curve) + 1))
+            if epoch == 1 and live.curve:  # Ray re-ran it (retries): the failed attempt's curve is not this run's
+                live.curve, live.error, live.non_finite = [], None, None
+            live.curve[epoch - 1:] = [float(result["val_top1"])]
+            for k, v in {attrs.CURVE: list(live.curve), attrs.EPOCHS_RUN: len(live.curve),
+                         attrs.TRAIN_SECONDS: float(result.get("train_seconds", 0.0)),
+                         attrs.NODE_ID: str(result.get("node_id", ""))}.items():
+                live.trial.set_user_attr(k, v)
 
     def complete(self, key: str, errored: bool = False) -> None:
-        if key not in self.live:
+        live = self.live.pop(key, None)
+        if live is None:
             return
-        trial, run, curve, state = self.live.pop(key)
-        gflops = self.candidates[run.confirms].gflops
-        if errored or "error" in state:
-            self._tell(trial, run, TrialState.FAIL, reason="raised", error=state.get("error", "the process died"))
-        elif "non_finite" in state:
-            self._tell(trial, run, TrialState.FAIL, reason=state["non_finite"], status=NON_FINITE)
-        elif len(curve) >= self.epochs:
-            trial.set_user_attr("val_top1", curve[-1])
-            self._tell(trial, run, TrialState.COMPLETE, [curve[-1], gflops], reason="completed")
+        if errored or live.error:
+            error = live.error or "the process died (see the Ray logs)"
+            self._tell(live, TrialState.FAIL, reason="raised", error=error)
+        elif live.non_finite:
+            self._tell(live, TrialState.FAIL, reason=live.non_finite, status=NON_FINITE)
+        elif len(live.curve) >= self.epochs:
+            top1 = live.curve[-1]
+            self._tell(live, TrialState.COMPLETE, [top1, self.candidates[live.run.confirms].gflops],
+                       reason="completed", val_top1=top1)
         else:
-            self._tell(trial, run, TrialState.FAIL, reason=f"stopped after {len(curve)} of {self.epochs} epochs")
+            self._tell(live, TrialState.FAIL, reason=f"stopped after {len(live.curve)} of {self.epochs} epochs")
 
     def fail_live(self, reason: str) -> None:
         for key in list(self.live):
-            trial, run, _, _ = self.live.pop(key)
-            self._tell(trial, run, TrialState.FAIL, reason=reason)
+            self._tell(self.live.pop(key), TrialState.FAIL, reason=reason)
 
-    def _tell(self, trial: optuna.Trial, run: Run, state: TrialState, values: list[float] | None = None,
-              **attrs: Any) -> None:
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        self.confirm.tell(trial, values, state=state)
-        what = f"val_top1 {values[0]:.4f}" if values else attrs.get("reason", "")
-        self.log(f"confirm trial {run.confirms:3d} seed {run.seed}: {state.name} {what}")
+    def _tell(self, live: _Live, state: TrialState, values: list[float] | None = None, **extra: Any) -> None:
+        for k, v in extra.items():
+            live.trial.set_user_attr(k, v)
+        self.confirm.tell(live.trial, values, state=state)
+        what = f"val_top1 {values[0]:.4f}" if values else extra["reason"]
+        self.log(f"confirm trial {live.run.confirms:3d} seed {live.run.seed}: {state.name:8s} {what}")
 
 
 # -- Ray ---------------------------------------------------------------------------------------
@@ -280,22 +366,34 @@ def _key(run: Run) -> str:
     return f"{run.confirms}:{run.seed}"
 
 
+def _run_of(trial: Any) -> Run:
+    confirms, seed = trial.config["run"].split(":")
+    return Run(int(confirms), int(seed))
+
+
+def _trial_name(trial: Any) -> str:
+    run = _run_of(trial)
+    return f"confirm_{run.confirms}_seed{run.seed}"
+
+
 def confirm_trial(config: dict[str, Any], *, configs: dict[str, dict[str, Any]]) -> None:
-    """Ray function trainable: the search trainable's fit-and-report on one (trial, seed) config."""
+    """Ray function trainable: the search's fit-and-report (`search.trainable.train_config`) on one run's config."""
+    from fgmodel.config import from_dict
     from search.trainable import train_config
 
-    train_config(configs[config["run"]])
+    train_config(lambda: from_dict(configs[config["run"]]))
 
 
-def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path, trainable: Callable[..., Any] | None,
-          verbose: bool) -> bool:
-    """Train ``runs`` as Ray trials (no searcher: a fixed grid); returns True when interrupted."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
+          trainable: Callable[..., Any] | None, verbose: bool) -> None:
+    """Train ``runs`` as Ray trials: a fixed grid, no searcher, no scheduler (every run goes all epochs)."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB per trial
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # the error / non-finite reports carry no val_top1
+    import ray
     from ray import tune
 
-    from search.run import _check_resources, _ray_init  # phase 2: search.tuner
+    from search.tuner import check_resources, ray_init
 
     class RecorderCallback(tune.Callback):
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -313,9 +411,9 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path, t
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    owns_ray = _ray_init(spec, verbose)
+    owns_ray = ray_init(spec, verbose)
     try:
-        _check_resources(spec)
+        check_resources(spec)
         configs = {_key(r): recorder.configs[(r.confirms, r.seed)] for r in runs}
         fn = tune.with_parameters(trainable or confirm_trial, configs=configs)
         fn = tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
@@ -332,26 +430,10 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path, t
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
         )
-        try:
-            tuner.fit()
-        except KeyboardInterrupt:
-            pass
+        tuner.fit()
     finally:
         if owns_ray:
-            import ray
-
             ray.shutdown()
-    return bool(recorder.live)
-
-
-def _run_of(trial: Any) -> Run:
-    confirms, seed = trial.config["run"].split(":")
-    return Run(int(confirms), int(seed))
-
-
-def _trial_name(trial: Any) -> str:
-    run = _run_of(trial)
-    return f"confirm_{run.confirms}_seed{run.seed}"
 
 
 # -- the driver and the CLI ------------------------------------------------------------------
@@ -366,18 +448,31 @@ class Outcome:
     wall_seconds: float
 
 
-def run_confirm(study: optuna.Study, storage: optuna.storages.BaseStorage, study_dir: str | Path, *, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS,
-                trainable: Callable[..., Any] | None = None, verbose: bool = False,
+def settings(study: optuna.Study, top: int | None = None, seeds: int | None = None) -> tuple[int, int]:
+    """(top, seeds): the arguments, else the study spec's ``confirm:`` block, else the defaults."""
+    block = (study.user_attrs.get(attrs.SPEC) or {}).get("confirm") or {}
+    top = top if top is not None else int(block.get("top", DEFAULT_TOP))
+    seeds = seeds if seeds is not None else int(block.get("seeds", DEFAULT_SEEDS))
+    if top < 1 or seeds < 1:
+        raise ValueError(f"confirm needs --top >= 1 and --seeds >= 1, got {top} and {seeds}")
+    return top, seeds
+
+
+def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, top: int | None = None,
+                seeds: int | None = None, trainable: Callable[..., Any] | None = None, verbose: bool = False,
                 log: Callable[[str], None] = print) -> Outcome:
-    """Confirm ``study``'s front (see the module doc); the spec (resources, epochs, seed) is the study's own."""
+    """Confirm ``study``'s front (see the module doc); resources, epochs and seed are the study spec's own.
+
+    ``storage``: the study's storage URL; ``trainable`` replaces `confirm_trial` (tests).
+    """
     from search import spec as spec_mod
+    from search.studydir import storage_for
 
     started = time.perf_counter()
-    if top < 1 or seeds < 1:
-        raise ValueError(f"--top and --seeds must be >= 1, got {top} and {seeds}")
-    if "spec" not in study.user_attrs:
-        raise ValueError(f"study {study.study_name!r} has no 'spec' attr (not written by search.run?)")
-    spec = spec_mod.from_dict(study.user_attrs["spec"])
+    top, seeds = settings(study, top, seeds)
+    if attrs.SPEC not in study.user_attrs:
+        raise ValueError(f"study {study.study_name!r} has no {attrs.SPEC!r} attr (not written by search.run?)")
+    spec = spec_mod.from_dict(study.user_attrs[attrs.SPEC])
     trials = study.get_trials(deepcopy=False)
     candidates = choose_candidates(trials, budget.pareto_front(study), top)
     if not candidates:
@@ -386,58 +481,63 @@ def run_confirm(study: optuna.Study, storage: optuna.storages.BaseStorage, study
     seed_list = confirm_seeds(spec.seed, seeds)
     configs = {(c.number, s): run_config(by_number[c.number], s, spec.seed) for c in candidates for s in seed_list}
 
-    confirm = open_confirm_study(study, storage)
+    confirm = open_confirm_study(study, storage_for(storage))
     todo = plan(candidates, seed_list, confirm.get_trials(deepcopy=False))
     if todo.left_running:
         fail_left_running(confirm, todo.left_running)
-        log(f"confirm: runs {', '.join(map(str, todo.left_running))} were left RUNNING by a dead process: FAIL, "
-            f"run again")
+        log(f"confirm: runs {', '.join(map(str, todo.left_running))} of {confirm.study_name!r} were left RUNNING "
+            f"by a dead process: FAIL, run again")
     roles = ", ".join(f"{c.number} ({c.role})" for c in candidates)
-    log(f"confirm {study.study_name!r}: trials {roles} x seeds {', '.join(map(str, seed_list))}: "
-        f"{len(todo.todo)} runs to train, {len(todo.done)} already recorded; {spec.epochs} epochs each, "
-        f"{spec.concurrency} at a time")
+    log(f"confirm: trials {roles} x seeds {', '.join(map(str, seed_list))}: {len(todo.todo)} runs to train, "
+        f"{len(todo.done)} recorded; {spec.epochs} epochs each, {spec.concurrency} at a time")
     interrupted = False
     if todo.todo:
         recorder = Recorder(confirm, candidates, configs, spec.epochs, log)
         try:
-            interrupted = _tune(spec, todo.todo, recorder, Path(study_dir), trainable, verbose)
+            _tune(spec, todo.todo, recorder, Path(study_dir), trainable, verbose)
         except KeyboardInterrupt:
             interrupted = True
-        if interrupted:
-            recorder.fail_live(INTERRUPTED)
+        # Tune's own Ctrl-C handling returns from fit() with runs unfinished: they are still live here
+        interrupted = interrupted or bool(recorder.live)
+        recorder.fail_live(attrs.INTERRUPTED)
     return Outcome(confirm, candidates, todo, interrupted, time.perf_counter() - started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    import sqlalchemy
+    from fgmodel.cli import run_main
+    from search.report import write_reports
+    from search.studydir import STUDY_ERRORS, add_study_arguments, load_study, read_pointer
 
-    from search.studydir import add_study_arguments, open_study, read_pointer, storage_for
-
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m search.confirm", description=__doc__.split("\n\n")[0])
     add_study_arguments(parser)
-    parser.add_argument("--top", type=int, default=DEFAULT_TOP, help=f"front trials to confirm (default {DEFAULT_TOP})")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help=f"new seeds per trial (default {DEFAULT_SEEDS})")
+    parser.add_argument("--top", type=int, help=f"front trials to confirm (default: the spec's confirm: block, "
+                                                f"else {DEFAULT_TOP})")
+    parser.add_argument("--seeds", type=int, help=f"new seeds per trial (default: the spec's, else {DEFAULT_SEEDS})")
     parser.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(args.study, args.storage)
-        storage = storage_for(args.storage or read_pointer(args.study).storage)
-        outcome = run_confirm(study, storage, args.study, top=args.top, seeds=args.seeds, verbose=args.verbose)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if outcome.interrupted:
-        again = shlex.join(["python", "-m", "search.confirm", *(argv if argv is not None else sys.argv[1:])])
-        print(f"interrupted: finished runs are kept; run again to train the rest:\n  {again}", file=sys.stderr)
-        return 130
-    print(f"confirmed in {outcome.wall_seconds:.0f} s; report: python -m search.report --study {shlex.quote(args.study)}")
-    return 0
+
+    def run() -> int:
+        study = load_study(args.study, args.storage)
+        outcome = run_confirm(study, args.storage or read_pointer(args.study).storage, args.study,
+                              top=args.top, seeds=args.seeds, verbose=args.verbose)
+        paths = write_reports(study, args.study, outcome.confirm)
+        print("")
+        print(paths.table)
+        print(f"report: {paths.html}")
+        if outcome.interrupted:
+            again = shlex.join(["python", "-m", "search.confirm", *argv])
+            print(f"interrupted: the finished runs are kept; run again to train the rest:\n  {again}",
+                  file=sys.stderr)
+            return 130
+        print(f"confirmed in {outcome.wall_seconds:.0f} s; export: python -m search.export "
+              f"--study {shlex.quote(args.study)} --pick knee --out best.yaml")
+        return 0
+
+    return run_main(run, errors=STUDY_ERRORS)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None
     vs = {n: paired_difference(candidates[n], runs[baseline]) for n in top}
     apart = [n for n in top if told_apart(vs[n], k)]
     d = vs[leader]
-    lead = f"trial {leader} minus the baseline (trial {baseline}) is {d.mean * 100:+.2f} +- {_pp(d.se)} pp over {d.n} seeds"
+    lead = (f"trial {leader} minus the baseline (trial {baseline}) is {d.mean * 100:+.2f} +- {_pp(d.se)} pp "
+            f"over {d.n} seeds")
     if not apart:
         who = "none of them can" if len(top) > 1 else "it cannot"
         parts.append(f"{who} be told apart from the baseline ({lead}): the difference is within the noise")

@@ -1,12 +1,13 @@
-"""search.confirm's pure parts on hand-made studies in memory: which trials, which (trial, seed) runs remain, records."""
+"""search.confirm's pure parts on hand-made studies in memory: which trials, which runs remain, the records."""
 
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, to_dict
-from fgmodel.tasks import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE
 from search import budget, confirm
 from search.confirm import Candidate, Run
 
@@ -33,11 +34,12 @@ DESIGN = [
 def make_study(design=DESIGN, storage=None) -> optuna.Study:
     study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
     for number, (state, acc, gflops, row) in enumerate(design):
-        attrs = {"config": to_dict(BASE.replace(**{"model.dropout": number / 20})), "gflops": gflops,
-                 "budget_excess": budget.excess(gflops, BASELINE, BUDGET)}
+        attrs = {"config": to_dict(BASE.replace(**{"model.dropout": number / 20})), "gflops": gflops}
         if row:
             attrs["paper_row"] = row
-        study.add_trial(create_trial(state=state, values=[acc, gflops] if state == C else None, user_attrs=attrs))
+        trial = create_trial(state=state, values=[acc, gflops] if state == C else None, user_attrs=attrs)
+        trial.set_constraint(budget.CONSTRAINT, budget.excess(gflops, BASELINE, BUDGET))
+        study.add_trial(trial)
     return study
 
 
@@ -80,8 +82,8 @@ def test_seeds_skip_the_search_seed():
     assert confirm.confirm_seeds(7, 2) == [8, 9]
 
 
-def record(study, state, confirms, seed, **attrs):
-    values = [0.5, 0.1] if state == C else None
+def record(study, state, confirms, seed, values=None, **attrs):
+    values = (values or [0.5, 0.1]) if state == C else None
     study.add_trial(create_trial(state=state, values=values, user_attrs={"confirms": confirms, "seed": seed, **attrs}))
 
 
@@ -168,3 +170,40 @@ def test_confirm_study_has_the_objectives_and_names():
     assert conf.user_attrs["confirms_study"] == study.study_name
     other = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
     assert confirm.open_confirm_study(other, storage, create=False) is None
+    assert confirm.open_confirm_study(other, storage).metric_names == ["val_top1", "gflops"]
+
+
+def confirmed_study(storage=None):
+    """make_study's search plus confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean."""
+    storage = storage or optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    for number, role, gflops, runs in [
+        (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
+        (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
+        (0, "baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
+    ]:
+        for seed, top1 in runs.items():
+            record(conf, C, number, seed, role=role, gflops=gflops, values=[top1, gflops])
+    record(conf, C, 5, 1, role="front", gflops=0.1030, values=[0.99, 0.1030])  # a second record of (5, 1): ignored
+    record(conf, F, 8, 1, role="next best", gflops=0.1040)  # no COMPLETE run: not a confirmed point
+    record(conf, TrialState.RUNNING, 8, 2, role="next best", gflops=0.1040)
+    return study, conf
+
+
+def test_summarize_means_paired_differences_front_and_picks():
+    study, conf = confirmed_study()
+    assert confirm.summarize(study, None) is None
+    got = confirm.summarize(study, conf)
+    assert sorted(got.points) == [0, 4, 5] and got.baseline == 0 and got.max_seeds == 3
+    p4, p5 = got.points[4], got.points[5]
+    assert p5.runs == {1: 0.50, 2: 0.52, 3: 0.54} and p5.top1.mean == pytest.approx(0.52)
+    assert p5.top1.se == pytest.approx(0.01154700538) and p5.top1.n == 3  # sd 0.02 / sqrt(3)
+    assert p4.vs_baseline.mean == pytest.approx(0.05) and p4.vs_baseline.se == pytest.approx(0.01 / 3 ** 0.5)
+    assert p4.role == "front" and p4.gflops == 0.1003 and p4.feasible and got.points[0].paper_row is None
+    # means: 0 (0.50, 0.1000), 4 (0.55, 0.1003), 5 (0.52, 0.1030): 4 dominates 5
+    assert got.front == [0, 4] and got.picks == {"max-acc": 4, "knee": 4}
+    assert got.verdict == (
+        "Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate by more than 2 standard errors "
+        "of the paired difference; it is above the baseline by more than 2 standard errors "
+        "(trial 4 minus the baseline (trial 0) is +5.00 +- 0.58 pp over 3 seeds).")

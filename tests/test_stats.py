@@ -68,7 +68,8 @@ def test_knee_falls_back_to_max_acc():
     assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.9, 2.0)]).number == 1
     assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.7, 1.5), Point(2, 0.9, 2.0)]).number == 2  # on the chord
     assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.6, 1.8), Point(2, 0.9, 2.0)]).number == 2  # below it
-    assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.6, 1.2), Point(2, 0.85, 1.5), Point(3, 0.9, 2.0)]).number == 2
+    bent = [Point(0, 0.5, 1.0), Point(1, 0.6, 1.2), Point(2, 0.85, 1.5), Point(3, 0.9, 2.0)]
+    assert stats.pick_knee(bent).number == 2
 
 
 # trial -> seed -> top-1. Worked out:
