@@ -279,8 +279,9 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def dump_yaml(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+def dump_yaml(config: RunConfig, path: str | Path, header: str = "") -> None:
+    """Write ``config`` as YAML; ``header`` (``# ...`` comment lines) goes first."""
+    Path(path).write_text(header + yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def load_yaml(path: str | Path) -> RunConfig:
