@@ -48,6 +48,7 @@ from search import attrs, budget, stats
 
 SUFFIX = ":confirm"
 BASELINE_ROW = "baseline"  # the paper_row label of Table 1's first row
+BASELINE_ROLE = "baseline"  # the role of the trial every paired difference is taken to
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3
 METRIC_NAMES = ("val_top1", "gflops")  # the objectives' names in optuna-dashboard
 NON_FINITE = "non_finite"  # the status attr of a run whose loss diverged: final, not run again
@@ -86,29 +87,35 @@ def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial
     """The search trials to confirm, in that order: the top of the front (topped up), the baseline, the best paper row.
 
     ``trials``: all of the study's trials; ``front``: its feasible Pareto front
-    (`search.budget.pareto_front`). A trial appears once, under its first role.
+    (`search.budget.pareto_front`). A trial appears once, with its roles joined
+    (``"front, baseline"``).
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and budget.is_feasible(t)]
-    chosen: list[Candidate] = []
-    seen: set[int] = set()
+    chosen: dict[int, Candidate] = {}
 
     def add(t: FrozenTrial, role: str) -> None:
-        if t.number not in seen:
-            seen.add(t.number)
-            chosen.append(Candidate(t.number, role, _gflops(t), t.user_attrs.get(attrs.PAPER_ROW)))
+        if t.number in chosen:
+            c = chosen[t.number]
+            chosen[t.number] = Candidate(c.number, f"{c.role}, {role}", c.gflops, c.paper_row)
+        else:
+            chosen[t.number] = Candidate(t.number, role, _gflops(t), t.user_attrs.get(attrs.PAPER_ROW))
 
     for t in _by_accuracy(front)[:top]:
         add(t, "front")
     on_front = {t.number for t in front}
-    for t in _by_accuracy([t for t in complete if t.number not in on_front])[: max(top - len(seen), 0)]:
+    for t in _by_accuracy([t for t in complete if t.number not in on_front])[: max(top - len(chosen), 0)]:
         add(t, "next best")
     baseline = _baseline_trial(trials)
     if baseline is not None:
-        add(baseline, "baseline")
+        add(baseline, BASELINE_ROLE)
     rows = [t for t in complete if t.user_attrs.get(attrs.PAPER_ROW) not in (None, BASELINE_ROW)]
     if rows:
         add(_by_accuracy(rows)[0], "best paper row")
-    return chosen
+    return list(chosen.values())
+
+
+def is_baseline(role: str) -> bool:
+    return BASELINE_ROLE in role.split(", ")
 
 
 def _baseline_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
@@ -221,7 +228,8 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     latest = {int(r.user_attrs[attrs.CONFIRMS]): r for r in sorted(records, key=lambda r: r.number)
               if attrs.CONFIRMS in r.user_attrs}
-    baseline = next((n for n, r in latest.items() if r.user_attrs.get(attrs.ROLE) == "baseline" and n in runs), None)
+    baseline = next((n for n, r in latest.items() if is_baseline(str(r.user_attrs.get(attrs.ROLE, ""))) and n in runs),
+                    None)
     points = {}
     for n, seeds in sorted(runs.items()):
         record, trial = latest[n], trials.get(n)
@@ -448,9 +456,9 @@ class Outcome:
     wall_seconds: float
 
 
-def settings(study: optuna.Study, top: int | None = None, seeds: int | None = None) -> tuple[int, int]:
-    """(top, seeds): the arguments, else the study spec's ``confirm:`` block, else the defaults."""
-    block = (study.user_attrs.get(attrs.SPEC) or {}).get("confirm") or {}
+def settings(block: Mapping[str, int] | None, top: int | None = None, seeds: int | None = None) -> tuple[int, int]:
+    """(top, seeds): the arguments, else the spec's ``confirm:`` block, else the defaults."""
+    block = block or {}
     top = top if top is not None else int(block.get("top", DEFAULT_TOP))
     seeds = seeds if seeds is not None else int(block.get("seeds", DEFAULT_SEEDS))
     if top < 1 or seeds < 1:
@@ -458,21 +466,29 @@ def settings(study: optuna.Study, top: int | None = None, seeds: int | None = No
     return top, seeds
 
 
-def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, top: int | None = None,
-                seeds: int | None = None, trainable: Callable[..., Any] | None = None, verbose: bool = False,
-                log: Callable[[str], None] = print) -> Outcome:
-    """Confirm ``study``'s front (see the module doc); resources, epochs and seed are the study spec's own.
-
-    ``storage``: the study's storage URL; ``trainable`` replaces `confirm_trial` (tests).
-    """
+def stored_spec(study: optuna.Study) -> Any:
+    """The `search.spec.StudySpec` the study was created with (its ``spec`` attr)."""
     from search import spec as spec_mod
+
+    if attrs.SPEC not in study.user_attrs:
+        raise ValueError(f"study {study.study_name!r} has no {attrs.SPEC!r} attr (not written by search.run?)")
+    return spec_mod.from_dict(study.user_attrs[attrs.SPEC])
+
+
+def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spec: Any = None,
+                top: int | None = None, seeds: int | None = None, trainable: Callable[..., Any] | None = None,
+                verbose: bool = False, log: Callable[[str], None] = print) -> Outcome:
+    """Confirm ``study``'s front (see the module doc).
+
+    ``storage``: the study's storage URL. ``spec``: the resources, concurrency, epochs and
+    seed to use (default: the spec the study was created with); ``top`` and ``seeds``
+    default to its ``confirm:`` block. ``trainable`` replaces `confirm_trial` (tests).
+    """
     from search.studydir import storage_for
 
     started = time.perf_counter()
-    top, seeds = settings(study, top, seeds)
-    if attrs.SPEC not in study.user_attrs:
-        raise ValueError(f"study {study.study_name!r} has no {attrs.SPEC!r} attr (not written by search.run?)")
-    spec = spec_mod.from_dict(study.user_attrs[attrs.SPEC])
+    spec = spec if spec is not None else stored_spec(study)
+    top, seeds = settings(spec.confirm, top, seeds)
     trials = study.get_trials(deepcopy=False)
     candidates = choose_candidates(trials, budget.pareto_front(study), top)
     if not candidates:
@@ -503,6 +519,9 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, top
     return Outcome(confirm, candidates, todo, interrupted, time.perf_counter() - started)
 
 
+RESOURCE_FLAGS = ("concurrency", "cpus_per_trial", "gpus_per_trial", "address")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -516,13 +535,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, help=f"front trials to confirm (default: the spec's confirm: block, "
                                                 f"else {DEFAULT_TOP})")
     parser.add_argument("--seeds", type=int, help=f"new seeds per trial (default: the spec's, else {DEFAULT_SEEDS})")
+    parser.add_argument("--concurrency", type=int, help="runs at once (default: the spec's)")
+    parser.add_argument("--cpus-per-trial", type=float, help="(default: the spec's)")
+    parser.add_argument("--gpus-per-trial", type=float, help="(default: the spec's)")
+    parser.add_argument("--address", help="an existing Ray cluster (default: the spec's)")
     parser.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def run() -> int:
         study = load_study(args.study, args.storage)
-        outcome = run_confirm(study, args.storage or read_pointer(args.study).storage, args.study,
+        spec = stored_spec(study)
+        spec = spec.replace(**{k: getattr(args, k) for k in RESOURCE_FLAGS if getattr(args, k) is not None})
+        outcome = run_confirm(study, args.storage or read_pointer(args.study).storage, args.study, spec=spec,
                               top=args.top, seeds=args.seeds, verbose=args.verbose)
         paths = write_reports(study, args.study, outcome.confirm)
         print("")

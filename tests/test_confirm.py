@@ -50,13 +50,17 @@ def chosen(study, top):
 
 def test_candidates_top_of_front_then_baseline():
     # front by accuracy: 5, 4, 2; the best paper row (4, "+ SCRA") is already in
-    assert chosen(make_study(), 2) == [(5, "front"), (4, "front"), (0, "baseline")]
+    assert chosen(make_study(), 2) == [(5, "front"), (4, "front, best paper row"), (0, "baseline")]
 
 
 def test_candidates_topped_up_with_next_best_feasible():
     # the front has 3; then feasible COMPLETE by accuracy: 8 (0.58), 3 (0.49), 1 (0.46); 6 is over budget
-    assert chosen(make_study(), 4) == [(5, "front"), (4, "front"), (2, "front"), (8, "next best"), (0, "baseline")]
+    assert chosen(make_study(), 4) == [(5, "front"), (4, "front, best paper row"), (2, "front"), (8, "next best"),
+                                       (0, "baseline")]
     assert chosen(make_study(), 6)[3:] == [(8, "next best"), (3, "next best"), (1, "next best"), (0, "baseline")]
+    design = list(DESIGN)
+    design[0] = (C, 0.61, 0.1000, "baseline")  # the baseline on the front: one candidate, both roles
+    assert chosen(make_study(design), 1) == [(0, "front, baseline"), (4, "best paper row")]
 
 
 def test_best_paper_row_is_added_when_not_among_the_top():
@@ -181,7 +185,7 @@ def confirmed_study(storage=None):
     for number, role, gflops, runs in [
         (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
         (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
-        (0, "baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
+        (0, "front, baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
     ]:
         for seed, top1 in runs.items():
             record(conf, C, number, seed, role=role, gflops=gflops, values=[top1, gflops])
@@ -207,3 +211,11 @@ def test_summarize_means_paired_differences_front_and_picks():
         "Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate by more than 2 standard errors "
         "of the paired difference; it is above the baseline by more than 2 standard errors "
         "(trial 4 minus the baseline (trial 0) is +5.00 +- 0.58 pp over 3 seeds).")
+
+
+def test_settings_arguments_then_spec_block_then_defaults():
+    assert confirm.settings(None) == (4, 3)
+    assert confirm.settings({"seeds": 5}) == (4, 5)
+    assert confirm.settings({"top": 2, "seeds": 5}, top=1) == (1, 5)
+    with pytest.raises(ValueError, match="--seeds >= 1"):
+        confirm.settings(None, seeds=0)
