@@ -24,31 +24,16 @@ warning worth heeding.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from fgmodel.stats import Estimate, mean_se
 
 TOLD_APART_SE = 2.0
 PICKS = ("max-acc", "knee")
 
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean with its standard error over ``n`` values (``se`` is NaN when n < 2, ``mean`` when n = 0)."""
-
-    mean: float
-    se: float
-    n: int
-
-
-def mean_se(values: Sequence[float]) -> Estimate:
-    """Mean and standard error of the mean (sample standard deviation / sqrt(n))."""
-    n = len(values)
-    if n == 0:
-        return Estimate(math.nan, math.nan, 0)
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan
-    return Estimate(mean, se, n)
+__all__ = ["Estimate", "Point", "binomial_se", "front", "mean_se", "paired_difference", "pick", "pick_knee",
+           "pick_max_acc", "told_apart", "verdict"]
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Estimate:
