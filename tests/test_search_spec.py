@@ -245,3 +245,14 @@ def test_confirm_block_may_be_partial_or_null(tmp_path):
     assert spec.load(path).confirm == {"seeds": 5}
     path.write_text("task: demo\nconfirm: null\n")
     assert spec.load(path).confirm is None
+
+
+def test_resume_of_a_study_older_than_a_config_field(tmp_path):
+    """A base config stored before data.split_seed existed means its default (None): the resume goes on."""
+    s = spec.load("demo")
+    attrs = _attrs(s, s.base_config())
+    del attrs["base_config"]["data"]["split_seed"]
+    study_mod.check_resume(attrs, s, s.base_config())
+    with pytest.raises(ConfigError) as info:
+        study_mod.check_resume(attrs, s, s.base_config().replace(**{"data.split_seed": 4}))
+    assert info.value.field == "data.split_seed"
