@@ -46,7 +46,8 @@ def confirmed(demo_root, tmp_path_factory):
     study_dir = tmp_path_factory.mktemp("confirm")
     s = spec.load("demo").replace(image_size=32, epochs=2, trials=4, concurrency=2, grace_period=2,
                                   reduction_factor=2, data_root=str(demo_root), study_dir=str(study_dir), name=NAME,
-                                  confirm={"top": 2, "seeds": 2})
+                                  confirm={"top": 2, "seeds": 2},
+                                  address="local")  # a fresh Ray even when `ray start` left a cluster here
     lines: list[str] = []
     outcome = run.run_search(s, log=lines.append)
     run.finish(outcome, s, "unused", log=lines.append)
@@ -68,7 +69,8 @@ def test_search_then_confirm_records_every_run(confirmed):
         assert t.user_attrs["config"]["data"]["split_seed"] == s.seed  # the search's own validation split
         assert t.values[1] == study.trials[t.user_attrs["confirms"]].user_attrs["gflops"]
     assert study.user_attrs["val_images"] == 320  # demo: 20 classes x 80 train images x val_fraction 0.2
-    assert any(line.startswith("Confirmed, ") for line in lines)
+    printed = "\n".join(lines).splitlines()
+    assert any(line.startswith("Confirmed, ") for line in printed)  # finish printed the confirmed table
 
 
 def test_report_means_and_errors_are_those_of_the_recorded_runs(confirmed):
