@@ -165,6 +165,7 @@ def test_left_running_records_are_failed():
     assert confirm.open_confirm_study(study, storage).trials[0].state == F  # the same study, found again by name
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_confirm_study_has_the_objectives_and_names():
     storage = optuna.storages.InMemoryStorage()
     study = make_study(storage=storage)
