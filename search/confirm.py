@@ -35,7 +35,6 @@ import os
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +43,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs, budget, stats
+from search import attrs, budget, dashboard, stats
 
 SUFFIX = ":confirm"
 BASELINE_ROW = "baseline"  # the paper_row label of Table 1's first row
 BASELINE_ROLE = "baseline"  # the role of the trial every paired difference is taken to
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3
-METRIC_NAMES = ("val_top1", "gflops")  # the objectives' names in optuna-dashboard
 NON_FINITE = "non_finite"  # the status attr of a run whose loss diverged: final, not run again
 
 
@@ -258,9 +256,7 @@ def open_confirm_study(study: optuna.Study, storage: str | optuna.storages.BaseS
         if not create:
             return None
         confirm = optuna.create_study(study_name=name, storage=storage, directions=study.directions)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            confirm.set_metric_names(study.metric_names or list(METRIC_NAMES))
+        dashboard.name_objectives(confirm)
         confirm.set_user_attr(attrs.CONFIRMS_STUDY, study.study_name)
         return confirm
     return optuna.load_study(study_name=name, storage=storage)
@@ -338,6 +334,7 @@ class Recorder:
                          attrs.TRAIN_SECONDS: float(result.get("train_seconds", 0.0)),
                          attrs.NODE_ID: str(result.get("node_id", ""))}.items():
                 live.trial.set_user_attr(k, v)
+            dashboard.show_curve(live.trial, live.curve, self.epochs)
 
     def complete(self, key: str, errored: bool = False) -> None:
         live = self.live.pop(key, None)
