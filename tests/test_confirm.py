@@ -220,3 +220,16 @@ def test_settings_arguments_then_spec_block_then_defaults():
     assert confirm.settings({"top": 2, "seeds": 5}, top=1) == (1, 5)
     with pytest.raises(ValueError, match="--seeds >= 1"):
         confirm.settings(None, seeds=0)
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
+    from search.studydir import StudyPointer, default_storage, write_pointer
+
+    assert confirm.main(["--study", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"error: study directory {tmp_path / 'missing'} does not exist\n"
+    storage = default_storage(tmp_path)
+    make_study(storage=storage).set_user_attr("x", 1)  # a study search.run did not write: no spec attr
+    write_pointer(tmp_path, StudyPointer(storage, optuna.get_all_study_names(storage)[0]))
+    assert confirm.main(["--study", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: study ") and "has no 'spec' attr" in err
