@@ -133,6 +133,9 @@ class DataConfig:
     root: str = "data"  # the archive's top folder or its parent
     image_size: int = 224
     val_fraction: float = 0.1  # held out of train for the search
+    # seeds which images are held out; None: optim.seed. search.confirm varies optim.seed (weights,
+    # order, augmentation) on the search's own split by setting this to the search's seed.
+    split_seed: int | None = None
     eval_on: str = "val"  # "val": search split of train; "test": final training on all of train
     num_workers: int = 2
     # Decode and resize every image once into a raw-pixel cache here (~150 KiB an image at
@@ -150,6 +153,8 @@ class DataConfig:
             raise ConfigError("data.eval_on", f"must be 'val' or 'test', got {self.eval_on!r}")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers", f"must be >= 0, got {self.num_workers}")
+        if self.split_seed is not None and not 0 <= self.split_seed <= MAX_SEED:
+            raise ConfigError("data.split_seed", f"must be in [0, {MAX_SEED}] or null, got {self.split_seed}")
 
 
 @dataclass(frozen=True)
@@ -274,8 +279,9 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def dump_yaml(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+def dump_yaml(config: RunConfig, path: str | Path, header: str = "") -> None:
+    """Write ``config`` as YAML; ``header`` (``# ...`` comment lines) goes first."""
+    Path(path).write_text(header + yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def load_yaml(path: str | Path) -> RunConfig:

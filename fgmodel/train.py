@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import sys
@@ -42,6 +43,7 @@ from fgmodel.config import RESUME_FREE_KEYS, RunConfig, dump_yaml, flatten, load
 from fgmodel.data import DEMO_PROFILE, build_loaders
 from fgmodel.l2sp import L2SP
 from fgmodel.model import build_model
+from fgmodel.stats import mean_se
 
 __all__ = ["CheckpointError", "EpochReport", "FitResult", "final_config", "fit", "main"]
 
@@ -291,6 +293,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="torch.compile the forward (sets model.compile; default: the config's)")
     p.add_argument("--micro-batch", type=int, metavar="N",
                    help="at most N images per forward pass, gradients accumulated (sets optim.micro_batch)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train N times, optim.seed = the config's + 0 .. N-1, each in <output>/seed_<seed>/; "
+                        "metrics.json gets the mean and standard error of test top-1 (default: 1)")
     return p
 
 
@@ -302,10 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     cfg, notes = final_config(load_yaml(args.config), task=args.task, data_root=args.data_root, epochs=args.epochs,
                               compile=args.compile, micro_batch=args.micro_batch)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     if args.resume and not args.output:
         raise ValueError("--resume needs --output, the folder of the run to continue")
-    if args.resume and not (Path(args.output) / "last.pt").exists():
-        raise FileNotFoundError(f"nothing to resume: {Path(args.output) / 'last.pt'} does not exist")
+    resumable = Path(args.output or ".") / ("last.pt" if args.seeds == 1 else "")
+    if args.resume and not resumable.exists():
+        raise FileNotFoundError(f"nothing to resume: {resumable} does not exist")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cfg.data.num_workers > cpus:
         notes.append(f"data.num_workers {cfg.data.num_workers} -> {cpus} (the CPUs this process may use)")
@@ -313,6 +321,8 @@ def _train(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     out = Path(args.output or f"runs/{cfg.data.task}-{datetime.now():%Y%m%d-%H%M%S}")
+    if args.seeds > 1:
+        return _train_seeds(cfg, out, args)
     try:
         result = fit(cfg, output_dir=out, resume=args.resume, device=args.device, progress=True)
     except KeyboardInterrupt:
@@ -328,6 +338,44 @@ def _train(args: argparse.Namespace) -> int:
               f"[best epoch on test: {best.epoch}, {best.val_top1:.2%}; not a selection criterion]  "
               f"({len(result.history)} epochs, {result.seconds:.0f} s) -> {out / 'metrics.json'}")
     return 0
+
+
+def _train_seeds(cfg: RunConfig, out: Path, args: argparse.Namespace) -> int:
+    """``--seeds N``: one run per seed, then the mean and standard error of test top-1 (what a paper reports).
+
+    A search's single best run overstates; the spread over seeds says how much of a
+    difference is training noise. ``--resume`` continues every seed's folder (a finished
+    one costs nothing). The headline is each run's last epoch, as for one run.
+    """
+    seeds = [cfg.optim.seed + i for i in range(args.seeds)]
+    runs = []
+    for seed in seeds:
+        folder = out / f"seed_{seed}"
+        print(f"seed {seed} ({len(runs) + 1} of {len(seeds)}) -> {folder}")
+        try:
+            result = fit(cfg.replace(**{"optim.seed": seed}), output_dir=folder, resume=args.resume,
+                         device=args.device, progress=True)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"continue with --resume --output {out} --seeds {args.seeds}") from None
+        last = result.history[-1] if result.history else None
+        runs.append({"seed": seed, "dir": folder.name, "status": result.status, "reason": result.reason,
+                     "top1": last.val_top1 if last else None, "top5": last.val_top5 if last else None,
+                     "epochs_run": len(result.history)})
+    done = [r for r in runs if r["status"] == "completed" and r["top1"] is not None]
+    top1, top5 = mean_se([r["top1"] for r in done]), mean_se([r["top5"] for r in done])
+    metrics = {"eval_on": cfg.data.eval_on, "seeds": seeds, "completed": len(done),
+               **{k: None if math.isnan(v) else v for k, v in  # JSON has no NaN: fewer than 2 seeds -> null
+                  {"top1_mean": top1.mean, "top1_se": top1.se, "top5_mean": top5.mean, "top5_se": top5.se}.items()},
+               "runs": runs}
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    each = ", ".join(f"{r['top1']:.2%}" if r["top1"] is not None else r["status"] for r in runs)
+    se = "" if math.isnan(top1.se) else f" +- {top1.se:.2%}"
+    print(f"test top-1 {top1.mean:.2%}{se}  top-5 {top5.mean:.2%} (mean +- standard error over {top1.n} seeds: "
+          f"{each}) -> {out / 'metrics.json'}")
+    failed = [r for r in runs if r["status"] != "completed"]
+    for r in failed:
+        print(f"error: seed {r['seed']}: {r['reason']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -54,3 +54,12 @@ def counted(trial: FrozenTrial) -> bool:
         and user.get(REASON) != CONFIG_ERROR
         and not (trial.state == TrialState.FAIL and user.get(REASON) in CUT_SHORT)
     )
+
+# -- search.confirm: its runs are trials of the study "<name>:confirm" ---------------------
+CONFIRMS = "confirms"  # the search trial a run re-trains
+SEED = "seed"  # the run's optim.seed
+ROLE = "role"  # why that trial is confirmed: front, next best, baseline, best paper row
+VAL_TOP1 = "val_top1"  # the run's last-epoch validation top-1 (also its first objective)
+STATUS = "status"  # "non_finite": the loss diverged, final for that seed
+CONFIRMS_STUDY = "confirms_study"  # study attr of the confirm study: the search study's name
+VAL_IMAGES = "val_images"  # study attr: images in the validation split (n of the binomial standard error)

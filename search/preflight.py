@@ -45,11 +45,15 @@ def default_pretrained(backbone: str) -> str:
     return f"{backbone}.{cfg.tag}"
 
 
-def check_data(base: RunConfig) -> None:
-    """Fail before Ray starts when the dataset is missing; the demo is generated here, once."""
-    from fgmodel.data import load_task
+def check_data(base: RunConfig) -> int:
+    """Fail before Ray starts when the dataset is missing; the demo is generated here, once.
 
-    load_task(base.data.task, base.data.root)
+    Returns the number of images ``base`` evaluates on (the search's validation split):
+    the n of a single run's binomial standard error in the report.
+    """
+    from fgmodel.data.loader import task_splits
+
+    return len(task_splits(base)[1])
 
 
 def resolve_pretrained(base: RunConfig, log: Callable[[str], None] = print) -> tuple[RunConfig, str]:

@@ -30,11 +30,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.cli import run_main
 from search import attrs, budget, preflight
+from search import confirm as confirm_mod
 from search import spec as spec_mod
 from search import study as study_mod
 from search.searcher import StudySearcher, counted_trials
 from search.spec import StudySpec
-from search.studydir import STUDY_ERRORS, StudyPointer, default_storage, display_url, write_pointer
+from search.studydir import STUDY_ERRORS, StudyPointer, default_storage, display_url, storage_for, write_pointer
 
 
 class Interrupted(Exception):
@@ -52,6 +53,7 @@ class Outcome:
     interrupted: bool
     wall_seconds: float
     searcher: StudySearcher | None
+    confirm: optuna.Study | None = None  # the "<name>:confirm" study (search.confirm), when there is one
 
 
 def run_search(
@@ -77,7 +79,7 @@ def run_search(
             tuner.check_address(spec)
             url = spec.storage or default_storage(spec.directory)
             preflight.check_storage(spec, url, resume)
-            preflight.check_data(base)
+            val_images = preflight.check_data(base)
             base, pretrained = preflight.resolve_pretrained(base, log)
             baseline_gflops = preflight.baseline_gflops(base, spec.image_size)
             owns_ray = tuner.start_ray(spec, verbose)
@@ -86,6 +88,7 @@ def run_search(
             study_dir.mkdir(parents=True, exist_ok=True)
             study = study_mod.open_for_search(spec, url, resume=resume, base=base)
             write_pointer(study_dir, StudyPointer(storage=url, study_name=spec.study_name))
+            study.set_user_attr(attrs.VAL_IMAGES, val_images)
             rows = spaces.paper_rows(spec.space, base) if spec.paper else []
             redone = study_mod.complete_setup(study, spec, base, baseline_gflops, pretrained, rows, log)
             if resume:
@@ -125,9 +128,13 @@ def run_search(
         left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
         if left and not interrupted:
             log(f"trials {', '.join(map(str, left))} are still queued (WAITING): --resume runs them")
+        confirm = confirm_mod.open_confirm_study(study, storage_for(url), create=False)
+        if spec.confirm is not None and not interrupted:  # on the Ray the search used
+            confirmed = confirm_mod.run_confirm(study, url, study_dir, spec=spec, verbose=verbose, log=log)
+            confirm, interrupted = confirmed.confirm, confirmed.interrupted
     finally:
         tuner.stop_ray(owns_ray)
-    return Outcome(study, study_dir, interrupted, time.perf_counter() - started, searcher)
+    return Outcome(study, study_dir, interrupted, time.perf_counter() - started, searcher, confirm)
 
 
 def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable[[str], None] = print) -> None:
@@ -135,7 +142,7 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
     from search.report import write_reports
 
     trials = outcome.study.get_trials(deepcopy=False)
-    paths = write_reports(outcome.study, outcome.study_dir)
+    paths = write_reports(outcome.study, outcome.study_dir, outcome.confirm)
     log("")
     log(paths.table)
     log("")
@@ -152,6 +159,8 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
         log(f"interrupted: resume with\n  {resume_command}")
     else:
         study_dir = shlex.quote(str(outcome.study_dir))
+        if outcome.confirm is None:
+            log(f"confirm: python -m search.confirm --study {study_dir} (re-train the front with new seeds)")
         log(f"export: python -m search.export --study {study_dir} --pick knee --out best.yaml")
 
 

@@ -23,6 +23,7 @@ from fgmodel.data import NUM_CLASSES
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
 SAMPLERS = ("tpe", "random", "gp")
+CONFIRM_KEYS = ("top", "seeds")  # of the confirm: block (search.confirm's --top and --seeds)
 UNSUPPORTED_SAMPLERS = {
     "nsga2": "Optuna's NSGA-II learns only from COMPLETE trials, so it never sees the FLOPs budget "
              "of the over-budget trials the search prunes; use 'tpe'",
@@ -78,6 +79,9 @@ class StudySpec:
     name: str | None = None  # the study's name and folder; None: the task's name
     study_dir: str | None = None  # None: studies/<name>
     config: dict[str, Any] = field(default_factory=dict)  # dotted RunConfig overrides
+    # {top: K, seeds: N}: search.confirm re-trains the front's top K with N new seeds right
+    # after the search (a key left out: 4 and 3); None: no confirmation
+    confirm: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in NUM_CLASSES:
@@ -107,6 +111,11 @@ class StudySpec:
         for key in flatten(self.config):  # nested sections (``data: {eval_on: ...}``) spelled out
             if key in GUARDED_CONFIG_KEYS:
                 raise ConfigError(f"config.{key}", GUARDED_CONFIG_KEYS[key])
+        for key, value in (self.confirm or {}).items():
+            if key not in CONFIRM_KEYS:
+                raise ConfigError(f"confirm.{key}", f"unknown key (known: {', '.join(CONFIRM_KEYS)})")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"confirm.{key}", f"must be an integer >= 1, got {value!r}")
 
     @property
     def study_name(self) -> str:
@@ -180,6 +189,11 @@ def from_dict(data: Mapping[str, Any]) -> StudySpec:
             if not isinstance(value, Mapping):
                 raise ConfigError("config", f"expected a mapping of dotted run-config keys, got {value!r}")
             kwargs[key] = dict(value)
+            continue
+        if key == "confirm":
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError("confirm", f"expected {{top: K, seeds: N}} or null, got {value!r}")
+            kwargs[key] = None if value is None else dict(value)
             continue
         kwargs[key] = coerce(str(key), hints[key], value)
     if "task" not in kwargs:

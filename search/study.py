@@ -258,7 +258,8 @@ def check_resume(study_attrs: dict[str, Any], spec: StudySpec, base: RunConfig) 
     stored = study_attrs.get(attrs.BASE_CONFIG)
     if stored is None:
         return
-    was, now = flatten(stored), flatten(to_dict(base))
+    # a field added since the study was created counts at its default (as the stored config meant it)
+    was, now = flatten(to_dict(RunConfig())) | flatten(stored), flatten(to_dict(base))
     for key in sorted(set(was) | set(now)):
         before, after = was.get(key, "<unset>"), now.get(key, "<unset>")
         if key not in RESUME_FREE_KEYS and before != after:

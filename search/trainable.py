@@ -10,18 +10,27 @@ study gets the error while Ray still sees the failure and applies its retries).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ray
 from ray import tune
 
 import spaces
-from fgmodel.config import from_dict
+from fgmodel.config import RunConfig, from_dict
 from search.searcher import error_line
 
 
 def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> None:
     """Ray function trainable; ``config`` is ``{"params": ..., "number": ...}`` from the searcher."""
+    train_config(lambda: spaces.config_from_params(space, config["params"], from_dict(base)))
+
+
+def train_config(make_config: Callable[[], RunConfig]) -> None:
+    """Fit the config ``make_config`` builds, reporting each epoch to Tune (search.confirm's runs use it directly).
+
+    The config is built inside, so an error building it is reported like one in training.
+    """
     import torch
 
     from fgmodel.train import fit
@@ -36,8 +45,7 @@ def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> 
         tune.report({**epoch.to_dict(), **totals, "node_id": node_id})
 
     try:
-        cfg = spaces.config_from_params(space, config["params"], from_dict(base))
-        result = fit(cfg, report)
+        result = fit(make_config(), report)
     except Exception as exc:
         tune.report({"error": error_line(exc), "node_id": node_id})
         raise

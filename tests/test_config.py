@@ -104,7 +104,7 @@ def test_flatten_and_unflatten_are_inverses_and_survive_json():
     flat = flatten(to_dict(cfg))
     assert flat["model.scra_stages"] == [0, 2] and flat["optim.micro_batch"] == 16 and flat["data.cache_dir"] is None
     assert json.loads(json.dumps(flat)) == flat  # tuples came out as lists
-    assert len(flat) == sum(len(values) for values in to_dict(cfg).values()) == 33
+    assert len(flat) == sum(len(values) for values in to_dict(cfg).values()) == 34
     assert all(key.count(".") == 1 for key in flat)
     assert from_dict(unflatten(flat)) == cfg
     assert flatten({"data": {"root": "/d"}, "a": {"b": {"c": (1, 2)}}}) == {"data.root": "/d", "a.b.c": [1, 2]}

@@ -60,3 +60,17 @@ PINNED = ['img/0/008.jpg', 'img/0/012.jpg', 'img/0/016.jpg']
 def test_bad_fraction():
     with pytest.raises(ValueError, match="val_fraction"):
         split_train_val(_samples(), 1.0, seed=0)
+
+
+def test_split_seed_holds_the_split_while_optim_seed_varies(demo_root):
+    """search.confirm retrains with new optim.seed values on the search's own validation split."""
+    from fgmodel.config import RunConfig
+    from fgmodel.data.loader import task_splits
+
+    base = RunConfig().replace(**{"data.task": "demo", "data.root": str(demo_root)})
+    search = task_splits(base)[1]
+    confirm = task_splits(base.replace(**{"optim.seed": 5, "data.split_seed": 0}))[1]
+    assert confirm == search
+    assert set(task_splits(base.replace(**{"optim.seed": 5}))[1]) != set(search)  # None: the split follows optim.seed
+    with pytest.raises(ValueError, match="data.split_seed"):
+        base.replace(**{"data.split_seed": -1})

@@ -12,7 +12,7 @@ from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, export
+from search import budget, confirm, export
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -126,6 +126,57 @@ def test_cli_as_a_module(tmp_path):
     out = tmp_path / "best.yaml"
     run = subprocess.run([sys.executable, "-m", "search.export", "--study", str(study_dir), "--pick", "knee",
                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, check=True)
-    assert run.stdout.startswith("knee pick: trial 1, val top-1 80.00%, 1.010 GFLOPs")
+    assert run.stdout.startswith("picked by knee on single runs (not confirmed): val top-1 80.00% from one run, "
+                                 "1.01 GFLOPs (trial 1) -> ")
+    assert run.stderr.count("warning: nothing is confirmed, so the pick rests on single runs") == 1
     assert f"python -m fgmodel.train --config {out}" in run.stdout
     assert load_yaml(out).model.dropout == 0.05
+
+
+def add_confirmation(study, storage):
+    """Means: 1 (0.78), 2 (0.86), 4 (0.80): the single-run best (4, 0.90) is dominated by 2 on the means."""
+    conf = confirm.open_confirm_study(study, storage)
+    for number, gflops, runs in [(1, 1.01, (0.77, 0.78, 0.79)), (2, 1.04, (0.85, 0.86, 0.87)),
+                                 (4, 1.10, (0.79, 0.80, 0.81))]:
+        for seed, top1 in enumerate(runs, start=1):
+            conf.add_trial(create_trial(values=[top1, gflops], user_attrs={
+                "confirms": number, "seed": seed, "role": "front", "gflops": gflops}))
+    return conf
+
+
+@pytest.mark.parametrize("pick", ["max-acc", "knee"])
+def test_pick_rests_on_the_confirmed_means(tmp_path, pick):
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    assert export.choose(study, pick="max-acc").trial.number == 4  # single runs
+    out = tmp_path / "best.yaml"
+    config = export.export(study, out, pick=pick, confirm=add_confirmation(study, storage))
+    assert config.model.dropout == 2 / 20  # trial 2, the best mean
+    assert out.read_text().splitlines()[0] == (
+        f"# picked by {pick} on confirmed means: mean val top-1 86.00% +- 0.58 over 3 seeds, 1.04 GFLOPs (trial 2)")
+    assert load_yaml(out) == config
+
+
+def test_header_of_a_single_run_pick_and_of_a_trial(tmp_path):
+    study = make_study()
+    study.set_user_attr("val_images", 400)
+    export.export(study, tmp_path / "a.yaml", pick="knee")  # trial 1: 0.80 -> sqrt(0.8 * 0.2 / 400) = 2.00 pp
+    assert (tmp_path / "a.yaml").read_text().splitlines()[0] == (
+        "# picked by knee on single runs (not confirmed): val top-1 80.00% +- 2.00 (binomial, 400 validation "
+        "images) from one run, 1.01 GFLOPs (trial 1)")
+    export.export(study, tmp_path / "b.yaml", trial=3)
+    assert (tmp_path / "b.yaml").read_text().startswith("# trial 3 chosen by number: val top-1 84.00% +- 1.83")
+
+
+def test_cli_warns_only_without_confirmation(tmp_path, capsys):
+    storage = default_storage(tmp_path)
+    study = make_study(storage=storage, name="cli")
+    write_pointer(tmp_path, StudyPointer(storage, "cli"))
+    argv = ["--study", str(tmp_path), "--pick", "max-acc", "--out", str(tmp_path / "x.yaml")]
+    assert export.main(argv) == 0
+    assert capsys.readouterr().err.count("warning: ") == 1
+    add_confirmation(study, storage)
+    assert export.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("picked by max-acc on confirmed means: mean val top-1 86.00%")
+    assert load_yaml(tmp_path / "x.yaml").model.dropout == 2 / 20

@@ -12,7 +12,7 @@ from optuna.trial import TrialState, create_trial
 import spaces
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, report
+from search import budget, confirm, report
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,7 +49,7 @@ def make_study(storage=None, name="demo") -> optuna.Study:
     study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
     for key, value in {"task": "demo", "backbone": "convnextv2_atto", "image_size": 64, "epochs": 4,
                        "budget": BUDGET, "baseline_gflops": BASELINE, "space": "default",
-                       "base_config": to_dict(BASE)}.items():
+                       "base_config": to_dict(BASE), "val_images": 400}.items():
         study.set_user_attr(key, value)
     C, P = TrialState.COMPLETE, TrialState.PRUNED
     add(study, 0, C, 0.40, 0.1000, ROWS["baseline"], paper_row="baseline")  # dominated by 2
@@ -98,9 +98,11 @@ def test_csvs_hold_every_trial_and_the_front(tmp_path):
 def test_console_table(tmp_path):
     table = report.write_reports(make_study(), tmp_path).table
     lines = table.splitlines()
-    assert lines[0] == "Pareto front, 3 of 11 trials (8 COMPLETE, 1 FAIL, 2 PRUNED):"
-    assert lines[1].split()[:5] == ["trial", "val_top1", "gflops", "vs_baseline", "pick"]
-    assert lines[3].split()[:6] == ["4", "56.00%", "0.1003", "+0.30%", "knee", "+"]
+    assert lines[0] == ("Pareto front, 3 of 11 trials (8 COMPLETE, 1 FAIL, 2 PRUNED), single runs; "
+                        "se: binomial, 400 validation images:")
+    assert lines[1].split()[:6] == ["trial", "val_top1", "se", "gflops", "vs_baseline", "pick"]
+    # se = sqrt(0.56 * 0.44 / 400) = 2.48%
+    assert lines[3].split()[:7] == ["4", "56.00%", "2.48%", "0.1003", "+0.30%", "knee", "+"]
     assert "+ SCRA" in lines[3] and "max-acc" in lines[4]
 
 
@@ -158,3 +160,68 @@ def test_cli_without_a_study_exits_2_with_one_line(tmp_path, capsys):
     assert report.main(["--study", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "missing" in err
+
+
+def add_confirmation(study, storage):
+    """Confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean; 0 is the baseline."""
+    conf = confirm.open_confirm_study(study, storage)
+    for number, role, gflops, runs in [
+        (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
+        (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
+        (0, "baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
+    ]:
+        for seed, top1 in runs.items():
+            conf.add_trial(create_trial(values=[top1, gflops], user_attrs={
+                "confirms": number, "seed": seed, "role": role, "gflops": gflops}))
+    return conf
+
+
+def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    paths = report.write_reports(study, tmp_path, add_confirmation(study, storage))
+
+    pareto = pd.read_csv(paths.pareto_csv)
+    assert list(pareto["number"]) == [0, 2, 4, 5]  # the front (2, 4, 5) and the confirmed (0, 4, 5), cheapest first
+    assert list(pareto["pick"].fillna("")) == ["", "", "max-acc, knee", ""]  # on the means: 4 beats 5
+    assert list(pareto["confirm_seeds"]) == [3, 0, 3, 3]
+    assert pareto["mean_top1"].tolist()[2:] == pytest.approx([0.55, 0.52]) and math.isnan(pareto["mean_top1"][1])
+    assert pareto["mean_top1_se"][3] == pytest.approx(0.02 / math.sqrt(3))
+    assert pareto["diff_vs_baseline"].tolist()[2:] == pytest.approx([0.05, 0.02])  # paired, same seeds
+    assert pareto["diff_vs_baseline_se"][2] == pytest.approx(0.01 / math.sqrt(3))
+    assert list(pareto["on_mean_front"]) == [True, False, True, False]
+    trials = pd.read_csv(paths.trials_csv).set_index("number")
+    assert trials.loc[5, "val_top1_se"] == pytest.approx(math.sqrt(0.6 * 0.4 / 400))
+    assert trials.loc[5, "mean_top1"] == pytest.approx(0.52) and trials.loc[3, "confirm_seeds"] == 0
+
+    lines = paths.table.splitlines()
+    assert "pick" not in lines[1].split()  # the single-run front's picks give way to the means'
+    start = next(i for i, line in enumerate(lines) if line.startswith("Confirmed, 3 trials"))
+    assert lines[start + 1].split()[:6] == ["trial", "role", "seeds", "mean_top1", "se", "vs_baseline_pp"]
+    assert lines[start + 3].split() == ["4", "front", "3", "55.00%", "1.15%", "+5.00", "0.58", "0.1003", "yes",
+                                        "max-acc,", "knee"]
+    assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate")
+
+    fig = report.pareto_figure(study, budget.pareto_front(study), confirm.summarize(study, study_confirm(storage)))
+    (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
+    assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
+    assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])
+    (mean_front,) = [t for t in fig.data if t.name == "Front on the confirmed means"]
+    assert list(mean_front.x) == [0.1, 0.1003]
+    (front,) = [t for t in fig.data if t.name.startswith("Pareto front")]
+    assert list(front.error_y.array) == pytest.approx([math.sqrt(a * (1 - a) / 400) for a in (0.5, 0.56, 0.6)])
+    assert "4 minus the baseline (trial 0) is +5.00 +- 0.58 pp" in paths.html.read_text()
+
+
+def study_confirm(storage):
+    return optuna.load_study(study_name="demo:confirm", storage=storage)
+
+
+def test_cli_reads_the_confirm_study(tmp_path, capsys):
+    storage = default_storage(tmp_path)
+    study = make_study(storage=storage, name="demo")
+    add_confirmation(study, storage)
+    write_pointer(tmp_path, StudyPointer(storage, "demo"))
+    assert report.main(["--study", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Confirmed, 3 trials" in out and "Trial 4 (best mean, 55.00%)" in out

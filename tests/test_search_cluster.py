@@ -69,7 +69,7 @@ def test_search_runs_trials_on_both_nodes(cluster, cluster_env, tmp_path, tmp_pa
     load_task("demo", root)
     spec = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
     spec.update(image_size=32, epochs=1, trials=6, concurrency=2, budget=1.0, data_root=str(root),
-                study_dir=str(tmp_path / "study"), name="cluster")
+                study_dir=str(tmp_path / "study"), name="cluster", confirm=None)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     proc = subprocess.run([sys.executable, "-m", "search.run", "--spec", str(spec_path), "--address", cluster],

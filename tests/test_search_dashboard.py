@@ -64,7 +64,7 @@ def dashboard(storage_url: str):
 def _spec_file(tmp_path: Path, demo_root: Path) -> Path:
     spec = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
     spec.update(image_size=32, epochs=3, trials=TRIALS, concurrency=2, grace_period=1, reduction_factor=2,
-                heartbeat=1, data_root=str(demo_root), study_dir=str(tmp_path / "study"), name=NAME)
+                heartbeat=1, data_root=str(demo_root), study_dir=str(tmp_path / "study"), name=NAME, confirm=None)
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -43,7 +43,8 @@ def ray_session():
 
 def tiny_spec(demo_root: Path, study_dir: Path, **changes) -> spec.StudySpec:
     fields = dict(image_size=32, epochs=2, trials=5, concurrency=2, grace_period=1, reduction_factor=2,
-                  budget=0.0, space="paper", data_root=str(demo_root), study_dir=str(study_dir), name="tiny")
+                  budget=0.0, space="paper", data_root=str(demo_root), study_dir=str(study_dir), name="tiny",
+                  confirm=None)
     return spec.load("demo").replace(**{**fields, **changes})
 
 

@@ -217,3 +217,42 @@ def test_ctrl_c_before_ray_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
     code = run.main(["--task", "demo", "--study-dir", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip()
     assert code == 130 and err.startswith("interrupted before the trials started") and "\n" not in err
+
+
+@pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx"])
+def test_paper_tasks_confirm_the_front(task):
+    assert spec.load(task).confirm == {"top": 4, "seeds": 3}
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("confirm: 3\n", "confirm"),
+    ("confirm:\n  top: 0\n", "confirm.top"),
+    ("confirm:\n  seeds: two\n", "confirm.seeds"),
+    ("confirm:\n  seeds: true\n", "confirm.seeds"),
+    ("confirm:\n  trials: 2\n", "confirm.trials"),
+])
+def test_bad_confirm_block_names_the_field(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: demo\n" + text)
+    with pytest.raises(ConfigError) as info:
+        spec.load(path)
+    assert info.value.field == field
+
+
+def test_confirm_block_may_be_partial_or_null(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("task: demo\nconfirm:\n  seeds: 5\n")
+    assert spec.load(path).confirm == {"seeds": 5}
+    path.write_text("task: demo\nconfirm: null\n")
+    assert spec.load(path).confirm is None
+
+
+def test_resume_of_a_study_older_than_a_config_field(tmp_path):
+    """A base config stored before data.split_seed existed means its default (None): the resume goes on."""
+    s = spec.load("demo")
+    attrs = _attrs(s, s.base_config())
+    del attrs["base_config"]["data"]["split_seed"]
+    study_mod.check_resume(attrs, s, s.base_config())
+    with pytest.raises(ConfigError) as info:
+        study_mod.check_resume(attrs, s, s.base_config().replace(**{"data.split_seed": 4}))
+    assert info.value.field == "data.split_seed"

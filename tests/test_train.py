@@ -427,3 +427,25 @@ def test_cli_ctrl_c_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):
                            "--compile", "--micro-batch", "4"])
     assert code == 130
     assert capsys.readouterr().err == f"interrupted; continue with --resume --output {tmp_path / 'run'}\n"
+
+
+@pytest.mark.slow
+def test_cli_seeds_writes_each_run_and_the_mean_and_standard_error(demo_root: Path, tmp_path: Path, capsys):
+    config = tmp_path / "best.yaml"
+    dump_yaml(demo_config(demo_root, **{"optim.epochs": 1}), config)  # optim.seed 3
+    out = tmp_path / "run"
+    assert train_mod.main(["--config", str(config), "--output", str(out), "--seeds", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    each = [json.loads((out / f"seed_{seed}" / "metrics.json").read_text())["top1"] for seed in (3, 4)]
+    assert metrics["seeds"] == [3, 4] and [r["top1"] for r in metrics["runs"]] == each
+    assert [load_yaml(out / f"seed_{seed}" / "config.yaml").optim.seed for seed in (3, 4)] == [3, 4]
+    assert metrics["top1_mean"] == pytest.approx(sum(each) / 2)
+    assert metrics["top1_se"] == pytest.approx(abs(each[0] - each[1]) / 2)  # n = 2: sd / sqrt(2) = |a - b| / 2
+    assert metrics["eval_on"] == "test" and metrics["completed"] == 2
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert printed.startswith(f"test top-1 {metrics['top1_mean']:.2%} +- {metrics['top1_se']:.2%}")
+    assert f"over 2 seeds: {each[0]:.2%}, {each[1]:.2%}" in printed
+
+    # --resume continues every seed's folder: both are finished, so nothing changes
+    assert train_mod.main(["--config", str(config), "--output", str(out), "--seeds", "2", "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["top1_mean"] == metrics["top1_mean"]

@@ -29,7 +29,8 @@ def task_splits(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
     data = load_task(cfg.data.task, cfg.data.root)
     if cfg.data.eval_on == "test":
         return data.train, data.test
-    return split_train_val(data.train, cfg.data.val_fraction, cfg.optim.seed)
+    seed = cfg.optim.seed if cfg.data.split_seed is None else cfg.data.split_seed
+    return split_train_val(data.train, cfg.data.val_fraction, seed)
 
 
 def _loader(dataset: ImageDataset, batch_size: int, shuffle: bool, workers: int, pin: bool, seed: int) -> DataLoader:

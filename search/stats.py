@@ -1,0 +1,181 @@
+"""How much of a difference in validation top-1 is noise: estimates across seeds, paired differences, picks on means.
+
+Pure functions over plain numbers (accuracies are fractions in [0, 1]), so the report, the
+export and the tests share one definition of every figure.
+
+What the figures measure. ``search.confirm`` trains a config again with N seeds (initial
+weights, data order, augmentation) on the *same* validation split. The standard error
+across those seeds (sample standard deviation / sqrt(N)) is the training noise on that
+split. A point that ran once has no such figure; what it has is the binomial standard
+error of a top-1 measured on n images, sqrt(p (1 - p) / n): the noise of the split's
+draw of images, which no number of seeds removes.
+
+The rule for "cannot be told apart" (`told_apart`): two configs trained on the same seeds
+differ when the mean of their paired differences (A_s - B_s over the seeds s both have)
+is more than ``TOLD_APART_SE`` = 2 standard errors of those differences away from zero.
+Pairing cancels what a seed does to both (the same head initialisation, order and
+augmentation draws), so it is sharper than comparing two means +- 2 SE. With fewer than
+two shared seeds there is no standard error, and nothing can be told apart. This is a
+rule of thumb, not a test: with 3 seeds, +- 2 SE is about an 82 % interval of Student's
+t with 2 degrees of freedom, so "told apart" is lenient and "cannot be told apart" is a
+warning worth heeding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fgmodel.stats import Estimate, mean_se
+
+TOLD_APART_SE = 2.0
+PICKS = ("max-acc", "knee")
+
+__all__ = ["Estimate", "Point", "binomial_se", "front", "mean_se", "paired_difference", "pick", "pick_knee",
+           "pick_max_acc", "told_apart", "verdict"]
+
+
+def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Estimate:
+    """Mean and standard error of ``a[s] - b[s]`` over the seeds ``s`` both have."""
+    return mean_se([a[s] - b[s] for s in sorted(set(a) & set(b))])
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of a top-1 of ``p`` measured on ``n`` images: sqrt(p (1 - p) / n); NaN without images."""
+    if n <= 0 or math.isnan(p):
+        return math.nan
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def told_apart(difference: Estimate, k: float = TOLD_APART_SE) -> bool:
+    """True when a paired difference is more than ``k`` standard errors from zero (needs n >= 2)."""
+    return difference.n >= 2 and abs(difference.mean) > k * difference.se
+
+
+# -- the front and the picks, on any (top-1, GFLOPs) points: single runs or means -------------
+
+
+@dataclass(frozen=True)
+class Point:
+    number: int  # the trial number: ties go to the earlier trial
+    top1: float  # a single run's validation top-1, or the mean over seeds
+    gflops: float
+    feasible: bool = True  # within the FLOPs budget
+
+
+def front(points: Sequence[Point]) -> list[Point]:
+    """The feasible points no other feasible point dominates (top-1 up, GFLOPs down), cheapest first.
+
+    Hand-written because Optuna's selection (``Study.best_trials``) works on the trials of
+    a study, and a mean over seeds is no trial; the rule is the same: dominated means no
+    worse in both objectives and better in one. Equal points are all kept.
+    """
+    feasible = [p for p in points if p.feasible]
+
+    def dominated(p: Point) -> bool:
+        return any(q.top1 >= p.top1 and q.gflops <= p.gflops and (q.top1 > p.top1 or q.gflops < p.gflops)
+                   for q in feasible)
+
+    return sorted((p for p in feasible if not dominated(p)), key=lambda p: (p.gflops, -p.top1, p.number))
+
+
+def pick_max_acc(points: Sequence[Point]) -> Point:
+    """Highest top-1; ties go to fewer GFLOPs, then the earlier trial."""
+    return max(points, key=lambda p: (p.top1, -p.gflops, -p.number))
+
+
+def pick_knee(points: Sequence[Point]) -> Point:
+    """Where extra GFLOPs stop buying accuracy: the point farthest above the chord of the extremes.
+
+    The chord joins the cheapest and the most accurate point, with GFLOPs and top-1 each
+    scaled to [0, 1] over ``points`` (a front). With fewer than three points, no spread
+    in either objective or no point above the chord, it is the max-acc point.
+    """
+    points = list(points)
+    best = pick_max_acc(points)
+    if len(points) < 3:
+        return best
+    g = [p.gflops for p in points]
+    a = [p.top1 for p in points]
+    g_span, a_span = max(g) - min(g), max(a) - min(a)
+    if g_span == 0 or a_span == 0:
+        return best
+    scaled = [((p.gflops - min(g)) / g_span, (p.top1 - min(a)) / a_span) for p in points]
+    cheapest = min(range(len(points)), key=lambda i: (g[i], -a[i]))
+    (x0, y0), (x1, y1) = scaled[cheapest], scaled[points.index(best)]
+    # Cross product: > 0 for points above the line from the cheapest to the best point.
+    above = [(x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) for x, y in scaled]
+    knee = max(range(len(points)), key=lambda i: (above[i], -points[i].number))
+    return points[knee] if above[knee] > 1e-12 else best
+
+
+def pick(points: Sequence[Point], how: str) -> Point:
+    """``how`` in `PICKS`, on the front of ``points``; ValueError when no point is feasible."""
+    if how not in PICKS:
+        raise ValueError(f"unknown pick {how!r} (known: {', '.join(PICKS)})")
+    on_front = front(points)
+    if not on_front:
+        raise ValueError("no point is within the FLOPs budget")
+    return pick_max_acc(on_front) if how == "max-acc" else pick_knee(on_front)
+
+
+# -- the plain sentence ----------------------------------------------------------------------
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _names(numbers: Sequence[int]) -> str:
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None, k: float = TOLD_APART_SE) -> str:
+    """A plain sentence on whether the best confirmed candidates differ from each other and from the baseline.
+
+    ``runs``: trial number -> {seed: validation top-1} of every confirmed config to judge
+    (within budget), the baseline's included when it is given. The candidates are the
+    others; the leader is the one with the best mean. "The top candidates" are the leader
+    and every candidate that `told_apart` cannot separate from it; each of them is then
+    compared with the baseline the same way.
+    """
+    candidates = {n: seeds for n, seeds in runs.items() if n != baseline and seeds}
+    if not candidates:
+        return "No candidate is confirmed yet: every figure is a single run."
+    means = {n: mean_se(list(seeds.values())) for n, seeds in candidates.items()}
+    if max(len(s) for s in runs.values()) < 2:
+        return ("Each config ran with one seed only, so there is no standard error: "
+                "confirm with 2 or more seeds before trusting a difference.")
+    leader = max(means, key=lambda n: (means[n].mean, -n))
+    ties = [n for n in sorted(candidates, key=lambda n: (-means[n].mean, n))
+            if n != leader and not told_apart(paired_difference(candidates[leader], candidates[n]), k)]
+    top = [leader, *ties]
+    if ties:
+        parts = [(f"The top candidates, trials {_names(top)}, cannot be told apart: their paired differences "
+                  f"to trial {leader} (best mean, {_pp(means[leader].mean)}%) are within {k:g} standard errors")]
+    elif len(candidates) > 1:
+        parts = [(f"Trial {leader} (best mean, {_pp(means[leader].mean)}%) is ahead of every other confirmed "
+                  f"candidate by more than {k:g} standard errors of the paired difference")]
+    else:
+        parts = [f"Trial {leader} is the only confirmed candidate (mean {_pp(means[leader].mean)}%)"]
+    if baseline is None or not runs.get(baseline):
+        return parts[0] + "; no baseline was confirmed to compare with."
+    vs = {n: paired_difference(candidates[n], runs[baseline]) for n in top}
+    apart = [n for n in top if told_apart(vs[n], k)]
+    d = vs[leader]
+    lead = (f"trial {leader} minus the baseline (trial {baseline}) is {d.mean * 100:+.2f} +- {_pp(d.se)} pp "
+            f"over {d.n} seeds")
+    if not apart:
+        who = "none of them can" if len(top) > 1 else "it cannot"
+        parts.append(f"{who} be told apart from the baseline ({lead}): the difference is within the noise")
+    elif len(apart) < len(top):
+        which = f"trial {apart[0]} can" if len(apart) == 1 else f"trials {_names(apart)} can"
+        parts.append(f"only {which} be told apart from the baseline ({lead})")
+    else:
+        signs = {vs[n].mean > 0 for n in top}
+        direction = "differs from" if len(signs) > 1 else ("is above" if signs == {True} else "is below")
+        who = "each of them" if len(top) > 1 else "it"
+        parts.append(f"{who} {direction} the baseline by more than {k:g} standard errors ({lead})")
+    return "; ".join(parts) + "."

@@ -1,0 +1,235 @@
+"""search.confirm's pure parts on hand-made studies in memory: which trials, which runs remain, the records."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from fgmodel.config import RunConfig, to_dict
+from fgmodel.data import DEMO_PROFILE
+from search import budget, confirm
+from search.confirm import Candidate, Run
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
+BASELINE, BUDGET = 0.1, 0.05  # limit 0.105 GFLOPs
+C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
+
+# (state, val_top1, gflops, paper_row); the front is 2, 4, 5 (0.50, 0.56, 0.60); 6 is over budget.
+DESIGN = [
+    (C, 0.40, 0.1000, "baseline"),
+    (C, 0.46, 0.1000, "+ augmentation"),
+    (C, 0.50, 0.1000, "+ L2SP"),
+    (C, 0.49, 0.1000, "+ dropout"),
+    (C, 0.56, 0.1003, "+ SCRA"),
+    (C, 0.60, 0.1030, None),
+    (C, 0.70, 0.1100, None),
+    (P, None, 0.1200, None),
+    (C, 0.58, 0.1040, None),
+]
+
+
+def make_study(design=DESIGN, storage=None) -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    for number, (state, acc, gflops, row) in enumerate(design):
+        attrs = {"config": to_dict(BASE.replace(**{"model.dropout": number / 20})), "gflops": gflops}
+        if row:
+            attrs["paper_row"] = row
+        trial = create_trial(state=state, values=[acc, gflops] if state == C else None, user_attrs=attrs)
+        trial.set_constraint(budget.CONSTRAINT, budget.excess(gflops, BASELINE, BUDGET))
+        study.add_trial(trial)
+    return study
+
+
+def chosen(study, top):
+    trials = study.get_trials(deepcopy=False)
+    return [(c.number, c.role) for c in confirm.choose_candidates(trials, budget.pareto_front(study), top)]
+
+
+def test_candidates_top_of_front_then_baseline():
+    # front by accuracy: 5, 4, 2; the best paper row (4, "+ SCRA") is already in
+    assert chosen(make_study(), 2) == [(5, "front"), (4, "front, best paper row"), (0, "baseline")]
+
+
+def test_candidates_topped_up_with_next_best_feasible():
+    # the front has 3; then feasible COMPLETE by accuracy: 8 (0.58), 3 (0.49), 1 (0.46); 6 is over budget
+    assert chosen(make_study(), 4) == [(5, "front"), (4, "front, best paper row"), (2, "front"), (8, "next best"),
+                                       (0, "baseline")]
+    assert chosen(make_study(), 6)[3:] == [(8, "next best"), (3, "next best"), (1, "next best"), (0, "baseline")]
+    design = list(DESIGN)
+    design[0] = (C, 0.61, 0.1000, "baseline")  # the baseline on the front: one candidate, both roles
+    assert chosen(make_study(design), 1) == [(0, "front, baseline"), (4, "best paper row")]
+
+
+def test_best_paper_row_is_added_when_not_among_the_top():
+    design = list(DESIGN)
+    design[4] = (C, 0.45, 0.1003, "+ SCRA")  # now off the front and below + L2SP (2, on the front) ...
+    design[2] = (C, 0.47, 0.1001, "+ L2SP")  # ... which leaves the front too: 3 (0.49, 0.1) dominates it
+    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (3, "best paper row")]
+
+
+def test_baseline_stopped_early_or_retried():
+    design = list(DESIGN)
+    design[0] = (P, None, 0.1000, "baseline")  # ASHA stopped it: confirmation trains it fully anyway
+    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (4, "best paper row")]
+    design[0] = (F, None, 0.1000, "baseline")
+    design.append((C, 0.41, 0.1000, "baseline"))  # the retry of the failed row (9) is the one to confirm
+    assert chosen(make_study(design), 1) == [(5, "front"), (9, "baseline"), (4, "best paper row")]
+    gflops = {c.number: c.gflops for c in confirm.choose_candidates(make_study(design).trials, [], 0)}
+    assert gflops == {9: 0.1, 4: 0.1003}
+
+
+def test_seeds_skip_the_search_seed():
+    assert confirm.confirm_seeds(0, 3) == [1, 2, 3]
+    assert confirm.confirm_seeds(7, 2) == [8, 9]
+
+
+def record(study, state, confirms, seed, values=None, **attrs):
+    values = (values or [0.5, 0.1]) if state == C else None
+    study.add_trial(create_trial(state=state, values=values, user_attrs={"confirms": confirms, "seed": seed, **attrs}))
+
+
+def test_plan_skips_final_records_and_lists_left_running():
+    records = optuna.create_study(directions=["maximize", "minimize"])
+    record(records, C, 5, 1)  # 0: done
+    record(records, F, 5, 2, status="non_finite")  # 1: final, a fixed seed diverges again
+    record(records, F, 4, 1, reason="raised")  # 2: run again
+    record(records, TrialState.RUNNING, 4, 2)  # 3: a dead process's
+    record(records, C, 9, 1)  # 4: not a candidate any more: ignored
+    cands = [Candidate(5, "front", 0.1), Candidate(4, "front", 0.1)]
+    p = confirm.plan(cands, [1, 2], records.trials)
+    assert p.done == [Run(5, 1), Run(5, 2)]
+    assert p.todo == [Run(4, 1), Run(4, 2)]
+    assert p.left_running == [3]
+    assert confirm.plan(cands, [1, 2, 3], records.trials).todo == [Run(5, 3), Run(4, 1), Run(4, 2), Run(4, 3)]
+
+
+def test_run_config_changes_the_seed_and_keeps_the_split():
+    study = make_study()
+    config = confirm.run_config(study.trials[5], seed=2, split_seed=0)
+    assert config["optim"]["seed"] == 2 and config["data"]["split_seed"] == 0
+    assert config["model"]["dropout"] == 5 / 20
+    assert study.trials[5].user_attrs["config"]["optim"]["seed"] == 0  # the search trial's attr is untouched
+
+
+def test_recorder_records_runs_and_a_rerun_skips_them():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    assert conf.study_name == study.study_name + ":confirm"
+    cands = [Candidate(5, "front", 0.103), Candidate(0, "baseline", 0.1, "baseline")]
+    configs = {(c.number, s): {"seed": s} for c in cands for s in (1, 2)}
+    lines = []
+    rec = confirm.Recorder(conf, cands, configs, epochs=2, log=lines.append)
+    rec.start("a", Run(5, 1))
+    rec.result("a", {"epoch": 1, "val_top1": 0.3, "train_seconds": 1.0})
+    rec.result("a", {"epoch": 2, "val_top1": 0.55, "train_seconds": 2.0})
+    rec.complete("a")
+    rec.start("b", Run(0, 1))
+    rec.result("b", {"epoch": 1, "val_top1": 0.2})
+    rec.result("b", {"status": "non_finite", "reason": "non-finite loss at epoch 2"})
+    rec.complete("b")
+    rec.start("c", Run(5, 2))
+    rec.result("c", {"error": "RuntimeError: boom"})
+    rec.complete("c", errored=True)
+    rec.start("d", Run(0, 2))
+    rec.result("d", {"epoch": 1, "val_top1": 0.25})
+    rec.fail_live("interrupted")
+
+    a, b, c, d = conf.trials
+    assert a.state == C and a.values == [0.55, 0.103]
+    assert a.user_attrs.items() >= {"confirms": 5, "seed": 1, "role": "front", "curve": [0.3, 0.55], "val_top1": 0.55,
+                                 "epochs_run": 2, "gflops": 0.103}.items()
+    assert a.user_attrs["config"] == {"seed": 1}
+    assert "paper_row" not in a.user_attrs and c.user_attrs["error"] == "RuntimeError: boom"
+    assert b.state == F and b.user_attrs["status"] == "non_finite" and b.user_attrs["paper_row"] == "baseline"
+    assert (c.state, d.state, d.user_attrs["reason"], d.user_attrs["curve"]) == (F, F, "interrupted", [0.25])
+    assert len(lines) == 4 and lines[0] == "confirm trial   5 seed 1: COMPLETE val_top1 0.5500"
+
+    p = confirm.plan(cands, [1, 2], conf.trials)
+    assert p.done == [Run(5, 1), Run(0, 1)] and p.todo == [Run(5, 2), Run(0, 2)]
+
+
+def test_left_running_records_are_failed():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    rec = confirm.Recorder(conf, [Candidate(5, "front", 0.1)], {(5, 1): {}}, epochs=2)
+    rec.start("a", Run(5, 1))  # the process dies here
+    left = confirm.plan([Candidate(5, "front", 0.1)], [1], conf.trials).left_running
+    assert left == [0]
+    confirm.fail_left_running(conf, left)
+    assert conf.trials[0].state == F and conf.trials[0].user_attrs["reason"] == "driver died"
+    assert confirm.open_confirm_study(study, storage).trials[0].state == F  # the same study, found again by name
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+def test_confirm_study_has_the_objectives_and_names():
+    storage = optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    study.set_metric_names(["val_top1", "gflops"])
+    conf = confirm.open_confirm_study(study, storage)
+    assert conf.directions == study.directions and conf.metric_names == ["val_top1", "gflops"]
+    assert conf.user_attrs["confirms_study"] == study.study_name
+    other = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    assert confirm.open_confirm_study(other, storage, create=False) is None
+    assert confirm.open_confirm_study(other, storage).metric_names == ["val_top1", "gflops"]
+
+
+def confirmed_study(storage=None):
+    """make_study's search plus confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean."""
+    storage = storage or optuna.storages.InMemoryStorage()
+    study = make_study(storage=storage)
+    conf = confirm.open_confirm_study(study, storage)
+    for number, role, gflops, runs in [
+        (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
+        (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
+        (0, "front, baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
+    ]:
+        for seed, top1 in runs.items():
+            record(conf, C, number, seed, role=role, gflops=gflops, values=[top1, gflops])
+    record(conf, C, 5, 1, role="front", gflops=0.1030, values=[0.99, 0.1030])  # a second record of (5, 1): ignored
+    record(conf, F, 8, 1, role="next best", gflops=0.1040)  # no COMPLETE run: not a confirmed point
+    record(conf, TrialState.RUNNING, 8, 2, role="next best", gflops=0.1040)
+    return study, conf
+
+
+def test_summarize_means_paired_differences_front_and_picks():
+    study, conf = confirmed_study()
+    assert confirm.summarize(study, None) is None
+    got = confirm.summarize(study, conf)
+    assert sorted(got.points) == [0, 4, 5] and got.baseline == 0 and got.max_seeds == 3
+    p4, p5 = got.points[4], got.points[5]
+    assert p5.runs == {1: 0.50, 2: 0.52, 3: 0.54} and p5.top1.mean == pytest.approx(0.52)
+    assert p5.top1.se == pytest.approx(0.01154700538) and p5.top1.n == 3  # sd 0.02 / sqrt(3)
+    assert p4.vs_baseline.mean == pytest.approx(0.05) and p4.vs_baseline.se == pytest.approx(0.01 / 3 ** 0.5)
+    assert p4.role == "front" and p4.gflops == 0.1003 and p4.feasible and got.points[0].paper_row is None
+    # means: 0 (0.50, 0.1000), 4 (0.55, 0.1003), 5 (0.52, 0.1030): 4 dominates 5
+    assert got.front == [0, 4] and got.picks == {"max-acc": 4, "knee": 4}
+    assert got.verdict == (
+        "Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate by more than 2 standard errors "
+        "of the paired difference; it is above the baseline by more than 2 standard errors "
+        "(trial 4 minus the baseline (trial 0) is +5.00 +- 0.58 pp over 3 seeds).")
+
+
+def test_settings_arguments_then_spec_block_then_defaults():
+    assert confirm.settings(None) == (4, 3)
+    assert confirm.settings({"seeds": 5}) == (4, 5)
+    assert confirm.settings({"top": 2, "seeds": 5}, top=1) == (1, 5)
+    with pytest.raises(ValueError, match="--seeds >= 1"):
+        confirm.settings(None, seeds=0)
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
+    from search.studydir import StudyPointer, default_storage, write_pointer
+
+    assert confirm.main(["--study", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"error: study directory {tmp_path / 'missing'} does not exist\n"
+    storage = default_storage(tmp_path)
+    make_study(storage=storage).set_user_attr("x", 1)  # a study search.run did not write: no spec attr
+    write_pointer(tmp_path, StudyPointer(storage, optuna.get_all_study_names(storage)[0]))
+    assert confirm.main(["--study", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: study ") and "has no 'spec' attr" in err
