@@ -162,6 +162,10 @@ def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None
         parts = [f"Trial {leader} is the only confirmed candidate (mean {_pp(means[leader].mean)}%)"]
     if baseline is None or not runs.get(baseline):
         return parts[0] + "; no baseline was confirmed to compare with."
+    base_mean = mean_se(list(runs[baseline].values())).mean
+    if base_mean > means[leader].mean:
+        parts = [f"The baseline (trial {baseline}) has the best mean, {_pp(base_mean)}%",
+                 parts[0][0].lower() + parts[0][1:]]
     vs = {n: paired_difference(candidates[n], runs[baseline]) for n in top}
     apart = [n for n in top if told_apart(vs[n], k)]
     d = vs[leader]

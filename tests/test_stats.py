@@ -113,3 +113,11 @@ def test_verdict_without_baseline_or_seeds():
     assert stats.verdict({4: RUNS[4], 7: RUNS[7]}).endswith("; no baseline was confirmed to compare with.")
     assert stats.verdict({}) == "No candidate is confirmed yet: every figure is a single run."
     assert stats.verdict({0: {1: 0.5}, 7: {1: 0.6}}, baseline=0).startswith("Each config ran with one seed only")
+
+
+def test_verdict_when_the_baseline_leads():
+    runs = {0: {1: 0.47, 2: 0.43}, 4: {1: 0.35, 2: 0.29}}  # 4 - 0: -.12 -.14 -> mean -.13, se .01
+    assert stats.verdict(runs, baseline=0) == (
+        "The baseline (trial 0) has the best mean, 45.00%; trial 4 is the only confirmed candidate (mean 32.00%); "
+        "it is below the baseline by more than 2 standard errors (trial 4 minus the baseline (trial 0) is "
+        "-13.00 +- 1.00 pp over 2 seeds).")
