@@ -105,7 +105,8 @@ def ray_init(spec: StudySpec, verbose: bool) -> bool:
         probe(address)
     try:
         ray.init(
-            address=address,
+            # "local": a new Ray of its own; None would join whatever cluster the last `ray start` left
+            address=address or "local",
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
