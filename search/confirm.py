@@ -30,7 +30,6 @@ fails the runs in flight ("interrupted") and keeps the finished ones.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
@@ -395,10 +394,9 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB per trial
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # the error / non-finite reports carry no val_top1
-    import ray
     from ray import tune
 
-    from search.tuner import check_resources, ray_init
+    from search.tuner import start_ray, stop_ray
 
     class RecorderCallback(tune.Callback):
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -413,12 +411,8 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             recorder.complete(trial.trial_id, errored=True)
 
-    if not verbose:
-        for name in ("ray", "ray.tune", "ray.train"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    owns_ray = ray_init(spec, verbose)
+    owns_ray = start_ray(spec, verbose)  # quiet unless verbose, resources checked
     try:
-        check_resources(spec)
         configs = {_key(r): recorder.configs[(r.confirms, r.seed)] for r in runs}
         fn = tune.with_parameters(trainable or confirm_trial, configs=configs)
         fn = tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
@@ -437,8 +431,7 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
         )
         tuner.fit()
     finally:
-        if owns_ray:
-            ray.shutdown()
+        stop_ray(owns_ray)
 
 
 # -- the driver and the CLI ------------------------------------------------------------------
