@@ -10,7 +10,6 @@ pair ends with exactly one COMPLETE record.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -24,6 +23,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
+from processes import kill_group, start_module
 
 from search import budget, confirm, report, run, spec
 
@@ -92,21 +92,13 @@ def test_report_means_and_errors_are_those_of_the_recorded_runs(confirmed):
     assert pd.read_csv(fresh.pareto_csv).equals(pd.read_csv(outcome.study_dir / "pareto.csv"))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-
-
 def test_sigkill_then_rerun_keeps_finished_seeds(confirmed, tmp_path):
     s, outcome, url, _ = confirmed
     before = {(t.user_attrs["confirms"], t.user_attrs["seed"]): (t.number, t.datetime_complete)
               for t in outcome.confirm.get_trials(states=(TrialState.COMPLETE,))}
-    argv = [sys.executable, "-m", "search.confirm", "--study", str(outcome.study_dir), "--seeds", "3"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "first.log"
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    args = ["--study", str(outcome.study_dir), "--seeds", "3"]
+    proc = start_module("search.confirm", args, log)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
@@ -120,13 +112,14 @@ def test_sigkill_then_rerun_keeps_finished_seeds(confirmed, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
         proc.wait(timeout=30)
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     killed = optuna.load_study(study_name=NAME + ":confirm", storage=url).get_trials()
     orphans = {t.number for t in killed if t.state == TrialState.RUNNING}
     finished = {t.number: t.datetime_complete for t in killed if t.state == TrialState.COMPLETE}
     assert orphans
 
-    again = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run([sys.executable, "-m", "search.confirm", *args], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "left RUNNING by a dead process" in again.stdout
 

@@ -25,6 +25,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from processes import kill_group, start_module
 
 from search.attrs import DRIVER_DIED
 from search.searcher import counted_trials
@@ -71,15 +72,7 @@ def _spec_file(tmp_path: Path, demo_root: Path) -> Path:
 
 
 def _driver(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    return start_module("search.run", args, log)
 
 
 def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
@@ -113,7 +106,7 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
         os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
         proc.wait(timeout=30)
     finally:
-        _kill_group(proc)
+        kill_group(proc)
 
     # What the readers saw while the driver wrote.
     running = seen["load_study"]
@@ -140,7 +133,7 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
     try:
         assert proc.wait(timeout=300) == 0, (tmp_path / "resume.log").read_text()[-3000:]
     finally:
-        _kill_group(proc)
+        kill_group(proc)
 
     study = optuna.load_study(study_name=NAME, storage=url)
     trials = {t.number: t for t in study.get_trials()}

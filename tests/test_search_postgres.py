@@ -11,7 +11,6 @@ and a trial's learning curve.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from processes import kill_group, start_module
 
 from search import attrs
 from search import spec as spec_mod
@@ -38,15 +38,7 @@ TRIALS = 3
 
 
 def _driver(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    return start_module("search.run", args, log)
 
 
 def test_search_on_postgres_killed_and_resumed(tmp_path, demo_root, postgres_url):
@@ -82,7 +74,7 @@ def test_search_on_postgres_killed_and_resumed(tmp_path, demo_root, postgres_url
         os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
         proc.wait(timeout=30)
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     log = first_log.read_text()
     assert "resume: the study's setup had been cut short" in log
     dropped = ", ".join(label for label, _ in rows[TRIALS:])
@@ -98,7 +90,7 @@ def test_search_on_postgres_killed_and_resumed(tmp_path, demo_root, postgres_url
     try:
         assert proc.wait(timeout=400) == 0, resume_log.read_text()[-3000:]
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     log = resume_log.read_text()
     assert "were left RUNNING by a dead driver: FAIL, queued again" in log
 
