@@ -57,9 +57,8 @@ def main() -> None:
     torch.manual_seed(0)
     ours = build_model(cfg, n, device=device)
     plain = timm.create_model(args.backbone, pretrained=False, num_classes=n).to(device)
-    if device.type == "cuda":
-        ours = ours.to(memory_format=torch.channels_last)
-        plain = plain.to(memory_format=torch.channels_last)
+    ours = ours.to(memory_format=torch.channels_last)  # as fgmodel.train.fit, on every device
+    plain = plain.to(memory_format=torch.channels_last)
     ours.train()
     plain.train()
     step = TrainStep(ours, make_optimizer(ours.parameters(), "adam", 1e-4, 1e-5, device), L2SP(ours, args.l2sp))
@@ -72,8 +71,7 @@ def main() -> None:
         loss.backward()
         plain_opt.step()
 
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, n, (batch,), device=device)
     sides = {"fgmodel": lambda: step(x, y), "plain": lambda: plain_step(x, y)}
     for fn in sides.values():

@@ -156,8 +156,10 @@ def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None
         parts = [(f"The top candidates, trials {_names(top)}, cannot be told apart: their paired differences "
                   f"to trial {leader} (best mean, {_pp(means[leader].mean)}%) are within {k:g} standard errors")]
     elif len(candidates) > 1:
-        parts = [(f"Trial {leader} (best mean, {_pp(means[leader].mean)}%) is ahead of every other confirmed "
-                  f"candidate by more than {k:g} standard errors of the paired difference")]
+        others = sorted(n for n in candidates if n != leader)
+        parts = [(f"Trial {leader} (best mean, {_pp(means[leader].mean)}%) is ahead of "
+                  f"{'trial' if len(others) == 1 else 'trials'} {_names(others)} by more than {k:g} standard "
+                  f"errors of the paired difference")]
     else:
         parts = [f"Trial {leader} is the only confirmed candidate (mean {_pp(means[leader].mean)}%)"]
     if baseline is None or not runs.get(baseline):

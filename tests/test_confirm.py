@@ -209,7 +209,7 @@ def test_summarize_means_paired_differences_front_and_picks():
     # means: 0 (0.50, 0.1000), 4 (0.55, 0.1003), 5 (0.52, 0.1030): 4 dominates 5
     assert got.front == [0, 4] and got.picks == {"max-acc": 4, "knee": 4}
     assert got.verdict == (
-        "Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate by more than 2 standard errors "
+        "Trial 4 (best mean, 55.00%) is ahead of trial 5 by more than 2 standard errors "
         "of the paired difference; it is above the baseline by more than 2 standard errors "
         "(trial 4 minus the baseline (trial 0) is +5.00 +- 0.58 pp over 3 seeds).")
 

@@ -200,7 +200,7 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     assert lines[start + 1].split()[:6] == ["trial", "role", "seeds", "mean_top1", "se", "vs_baseline_pp"]
     assert lines[start + 3].split() == ["4", "front", "3", "55.00%", "1.15%", "+5.00", "0.58", "0.1003", "yes",
                                         "max-acc,", "knee"]
-    assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of every other confirmed candidate")
+    assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
 
     fig = report.pareto_figure(study, budget.pareto_front(study), confirm.summarize(study, study_confirm(storage)))
     (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]

@@ -95,7 +95,7 @@ def test_verdict_ties_and_baseline():
 def test_verdict_clear_winner_and_noise():
     runs = {0: RUNS[0], 7: RUNS[7], 9: RUNS[9]}
     assert stats.verdict(runs, baseline=0) == (
-        "Trial 7 (best mean, 52.00%) is ahead of every other confirmed candidate by more than 2 standard errors "
+        "Trial 7 (best mean, 52.00%) is ahead of trial 9 by more than 2 standard errors "
         "of the paired difference; it is above the baseline by more than 2 standard errors "
         "(trial 7 minus the baseline (trial 0) is +2.00 +- 0.58 pp over 3 seeds).")
     runs = {0: RUNS[0], 4: RUNS[4]}
