@@ -40,7 +40,7 @@ lint: venv
 
 # The whole suite: what CI runs.
 test: lint sysdeps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The inner loop: lint, then the tests not marked slow (under a minute on 2 cores).
 check: lint

@@ -1,13 +1,13 @@
 """Search quality per train-second: the default search against random search and the previous default.
 
-    python bench/search_quality.py                          # 3 seeds x 3 methods: about 26 min on 2 cores
+    python bench/search_quality.py                          # 3 seeds x 3 methods: about 16 min on 2 cores
     python bench/search_quality.py --seeds 1 --trials 6     # a quick look
     python bench/search_quality.py --trials 24 --paper      # longer searches, with the paper's rows: hours
 
 Each method runs the demo task (the same generated data, the same space, budget and
 number of trained trials) once per seed, into a temporary study. The defaults are sized to
-fit 30 minutes on 2 cores even when they are shared (an epoch of one trial at 40 px took
-12-19 s here): 40 px, as `make demo`, so that two image sizes fit the budget (32, 40), and
+fit 30 minutes on 2 cores even when they are shared (an epoch of one trial at 40 px takes
+about 9 s on an idle core): 40 px, as `make demo`, so that two image sizes fit the budget (32, 40), and
 3 epochs with rungs at 1 and 2 (as `make demo`). The searches stop at the search: the
 demo's confirmation re-trains the same few configs in every method, so it is left out.
 

@@ -39,7 +39,8 @@ def autocast(device: torch.device) -> AbstractContextManager:
 def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch on ``device``, images channels_last like the model (`fgmodel.train.fit`)."""
     cuda = device.type == "cuda"
-    images = images.to(device, non_blocking=cuda, memory_format=torch.channels_last)
+    layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
+    images = images.to(device, non_blocking=cuda, memory_format=layout)
     return images, labels.to(device, non_blocking=cuda)
 
 

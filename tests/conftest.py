@@ -31,6 +31,24 @@ def demo_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_demo_root(tmp_path_factory) -> Path:
+    """The demo set at 20 images per class (16 to train: 320), made once per session.
+
+    For tests of the machinery (searches, resume, loader workers) rather than of what a
+    model learns: an epoch costs a quarter of the default set's. The folder has the
+    default set's name, so a subprocess pointed at it reads it as it is.
+    """
+    from fgmodel.data import demo, load_task
+
+    root = tmp_path_factory.getbasetemp() / "small-demo-data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(demo, "PER_CLASS", 20)
+        mp.setattr(demo, "TRAIN_PER_CLASS", 16)
+        assert len(load_task("demo", root).train) == 320
+    return root
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server for the session (tests/pg_server.py); skipped without one, except in CI."""
     import os

@@ -62,13 +62,9 @@ def cluster(cluster_env):
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_search_runs_trials_on_both_nodes(cluster, cluster_env, tmp_path, tmp_path_factory):
-    from fgmodel.data import load_task
-
-    root = tmp_path_factory.getbasetemp() / "demo-data"
-    load_task("demo", root)
+def test_search_runs_trials_on_both_nodes(cluster, cluster_env, tmp_path, small_demo_root):
     spec = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
-    spec.update(image_size=32, epochs=1, trials=6, concurrency=2, budget=1.0, data_root=str(root),
+    spec.update(image_size=32, epochs=1, trials=6, concurrency=2, budget=1.0, data_root=str(small_demo_root),
                 study_dir=str(tmp_path / "study"), name="cluster", confirm=None)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))

@@ -62,10 +62,10 @@ def dashboard(storage_url: str):
         server.shutdown()
 
 
-def _spec_file(tmp_path: Path, demo_root: Path) -> Path:
+def _spec_file(tmp_path: Path, small_demo_root: Path) -> Path:
     spec = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
     spec.update(image_size=32, epochs=3, trials=TRIALS, concurrency=2, grace_period=1, reduction_factor=2,
-                heartbeat=1, data_root=str(demo_root), study_dir=str(tmp_path / "study"), name=NAME, confirm=None)
+                heartbeat=1, data_root=str(small_demo_root), study_dir=str(tmp_path / "study"), name=NAME, confirm=None)
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -75,8 +75,8 @@ def _driver(args: list[str], log: Path) -> subprocess.Popen:
     return start_module("search.run", args, log)
 
 
-def test_readers_during_search_then_sigkill_and_resume(tmp_path, demo_root):
-    spec_path = _spec_file(tmp_path, demo_root)
+def test_readers_during_search_then_sigkill_and_resume(tmp_path, small_demo_root):
+    spec_path = _spec_file(tmp_path, small_demo_root)
     url = f"sqlite:///{tmp_path / 'study' / 'optuna.db'}"
     proc = _driver(["--spec", str(spec_path)], tmp_path / "first.log")
     seen: dict = {}

@@ -41,10 +41,10 @@ def _driver(args: list[str], log: Path) -> subprocess.Popen:
     return start_module("search.run", args, log)
 
 
-def test_search_on_postgres_killed_and_resumed(tmp_path, demo_root, postgres_url):
+def test_search_on_postgres_killed_and_resumed(tmp_path, small_demo_root, postgres_url):
     spec_dict = yaml.safe_load((REPO / "studies" / "demo.yaml").read_text())
     spec_dict.update(image_size=32, epochs=2, trials=TRIALS, concurrency=2, grace_period=1, reduction_factor=2,
-                     heartbeat=1, data_root=str(demo_root), study_dir=str(tmp_path / "study"), name=NAME,
+                     heartbeat=1, data_root=str(small_demo_root), study_dir=str(tmp_path / "study"), name=NAME,
                      storage=postgres_url, confirm=None)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict))

@@ -41,9 +41,9 @@ def ray_session():
     ray.shutdown()
 
 
-def tiny_spec(demo_root: Path, study_dir: Path, **changes) -> spec.StudySpec:
+def tiny_spec(small_demo_root: Path, study_dir: Path, **changes) -> spec.StudySpec:
     fields = dict(image_size=32, epochs=2, trials=5, concurrency=2, grace_period=1, reduction_factor=2,
-                  budget=0.0, space="paper", data_root=str(demo_root), study_dir=str(study_dir), name="tiny",
+                  budget=0.0, space="paper", data_root=str(small_demo_root), study_dir=str(study_dir), name="tiny",
                   confirm=None)
     return spec.load("demo").replace(**{**fields, **changes})
 
@@ -74,9 +74,9 @@ def scripted_trainable(scores: dict[int, float], fail_number: int):
 
 
 @pytest.fixture(scope="module")
-def tiny_search(ray_session, demo_root, tmp_path_factory):
+def tiny_search(ray_session, small_demo_root, tmp_path_factory):
     study_dir = tmp_path_factory.mktemp("tiny")
-    s = tiny_spec(demo_root, study_dir)
+    s = tiny_spec(small_demo_root, study_dir)
     outcome = run.run_search(s, trainable=scripted_trainable(SCORES, FAIL_NUMBER), log=lambda line: None)
     run.finish(outcome, s, "unused", log=lambda line: None)
     return s, outcome
@@ -170,9 +170,9 @@ def test_export_then_final_training_runs(tiny_search, tmp_path):
     assert (tmp_path / "run" / "metrics.json").is_file()
 
 
-def test_every_paper_row_is_complete_at_full_epochs(ray_session, demo_root, tmp_path):
+def test_every_paper_row_is_complete_at_full_epochs(ray_session, small_demo_root, tmp_path):
     """The default space within +5%: all six rows fit, and though five score far below the first, none is stopped."""
-    s = tiny_spec(demo_root, tmp_path, space="default", budget=0.05, trials=6, name="rows")
+    s = tiny_spec(small_demo_root, tmp_path, space="default", budget=0.05, trials=6, name="rows")
     scores = {0: 0.9, 1: 0.1, 2: 0.1, 3: 0.05, 4: 0.05, 5: 0.02}
     outcome = run.run_search(s, trainable=scripted_trainable(scores, fail_number=-1), log=lambda line: None)
     trials = outcome.study.get_trials()

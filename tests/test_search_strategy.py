@@ -79,8 +79,8 @@ def test_make_sampler_gp_wraps_optunas_gp(monkeypatch):
 def test_make_scheduler():
     fifo = make_scheduler(_spec(scheduler="fifo"))
     assert type(fifo) is FIFOScheduler
-    mo = make_scheduler(_spec())  # demo: 4 epochs, grace 2, eta 2: one rung at epoch 2
-    assert isinstance(mo, MOASHAScheduler) and mo.multi_objective and list(mo.rungs) == [2]
+    mo = make_scheduler(_spec())  # demo: 3 epochs, grace 1, eta 2: rungs at epochs 1 and 2
+    assert isinstance(mo, MOASHAScheduler) and mo.multi_objective and list(mo.rungs) == [1, 2]
     asha = make_scheduler(_spec(scheduler="asha", epochs=9, grace_period=1, reduction_factor=3))
     assert not asha.multi_objective and list(asha.rungs) == [1, 3]
     assert make_scheduler(_spec(epochs=1, grace_period=2)).rungs == {}  # grace capped at the epochs
