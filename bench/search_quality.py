@@ -7,9 +7,9 @@
 Each method runs the demo task (the same generated data, the same space, budget and
 number of trained trials) once per seed, into a temporary study. The defaults are sized to
 fit 30 minutes on 2 cores even when they are shared (an epoch of one trial at 40 px takes
-about 9 s on an idle core): 40 px, as `make demo`, so that two image sizes fit the budget (32, 40), and
-3 epochs with rungs at 1 and 2 (as `make demo`). The searches stop at the search: the
-demo's confirmation re-trains the same few configs in every method, so it is left out.
+about 8 s on an idle core). As `make demo`: 40 px, so that two image sizes fit the budget
+(32, 40), and 3 epochs with rungs at 1 and 2. Each search stops before the demo's
+confirmation, which would re-train the same few configs in every method.
 
 * ``random-fifo``: random sampler, no early stopping (every trial runs every epoch);
 * ``tpe-asha``: TPE on Optuna's view of the study + single-objective ASHA on val top-1

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FOLDER = "demo"
 SEED = 0
 PER_CLASS = 80
-TRAIN_PER_CLASS = 60  # 1,200 training images: an epoch of atto at 40 px is ~9 s on one core
+TRAIN_PER_CLASS = 60  # 1,200 training images: an epoch of atto at 40 px takes about 8 s on one core
 VERSION = 4
 COLOURS = {
     "red": (215, 35, 35),
