@@ -47,8 +47,7 @@ def confirmed(small_demo_root, tmp_path_factory):
     study_dir = tmp_path_factory.mktemp("confirm")
     s = spec.load("demo").replace(image_size=32, epochs=2, trials=4, concurrency=2, grace_period=2,
                                   reduction_factor=2, data_root=str(small_demo_root), study_dir=str(study_dir),
-                                  name=NAME,
-                                  confirm={"top": 2, "seeds": 2},
+                                  name=NAME, confirm={"top": 2, "seeds": 2},
                                   address="local")  # a fresh Ray even when `ray start` left a cluster here
     lines: list[str] = []
     outcome = run.run_search(s, log=lines.append)

@@ -15,7 +15,7 @@ from torch import nn
 
 import fgmodel.train as train_mod
 from fgmodel import checkpoint
-from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate
+from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, to_device
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
 from fgmodel.data import DEMO_PROFILE
@@ -85,6 +85,15 @@ def test_non_finite_loss_raises_before_any_update():
     assert penalty.calls == 0 and optimizer.state == {}
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_to_device_makes_image_batches_channels_last_on_cpu_too():
+    images, labels = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    moved, same = to_device(images, labels, torch.device("cpu"))
+    assert moved.is_contiguous(memory_format=torch.channels_last) and torch.equal(moved, images)
+    assert not images.is_contiguous(memory_format=torch.channels_last) and torch.equal(same, labels)
+    logits = torch.rand(2, 5)  # not an image batch: left as it is
+    assert to_device(logits, labels, torch.device("cpu"))[0].is_contiguous()
 
 
 def test_evaluate_weighs_batches_by_their_images_and_clips_k_to_the_class_count():
