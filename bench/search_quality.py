@@ -45,7 +45,7 @@ import optuna  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from search import attrs, budget, run, spec  # noqa: E402
-from search.moasha import hypervolume  # noqa: E402
+from search.pareto import hypervolume  # noqa: E402
 from search.searcher import counted_trials  # noqa: E402
 
 METHODS = {

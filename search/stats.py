@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fgmodel.stats import Estimate, mean_se
+from search.pareto import nondominated_fronts
 
 TOLD_APART_SE = 2.0
 PICKS = ("max-acc", "knee")
@@ -67,17 +68,15 @@ class Point:
 def front(points: Sequence[Point]) -> list[Point]:
     """The feasible points no other feasible point dominates (top-1 up, GFLOPs down), cheapest first.
 
-    Hand-written because Optuna's selection (``Study.best_trials``) works on the trials of
-    a study, and a mean over seeds is no trial; the rule is the same: dominated means no
-    worse in both objectives and better in one. Equal points are all kept.
+    The first front of `search.pareto.nondominated_fronts`, not Optuna's selection
+    (``Study.best_trials``), which works on the trials of a study: a mean over seeds is no
+    trial. The rule is the same: dominated means no worse in both objectives and better in
+    one. Equal points are all kept.
     """
     feasible = [p for p in points if p.feasible]
-
-    def dominated(p: Point) -> bool:
-        return any(q.top1 >= p.top1 and q.gflops <= p.gflops and (q.top1 > p.top1 or q.gflops < p.gflops)
-                   for q in feasible)
-
-    return sorted((p for p in feasible if not dominated(p)), key=lambda p: (p.gflops, -p.top1, p.number))
+    fronts = nondominated_fronts([(p.top1, p.gflops) for p in feasible])
+    on_front = [feasible[i] for i in fronts[0]] if fronts else []
+    return sorted(on_front, key=lambda p: (p.gflops, -p.top1, p.number))
 
 
 def pick_max_acc(points: Sequence[Point]) -> Point:

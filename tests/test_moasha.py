@@ -10,15 +10,8 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.moasha import (
-    MOASHAScheduler,
-    crowding_distance,
-    hypervolume,
-    nondominated_fronts,
-    promote,
-    rank,
-    rung_milestones,
-)
+from search.moasha import MOASHAScheduler, promote, rung_milestones
+from search.pareto import crowding_distance, hypervolume, nondominated_fronts, rank
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
