@@ -43,9 +43,9 @@ PICKS = stats.PICKS
 
 
 def _on_points(front: Sequence[FrozenTrial], pick: str) -> FrozenTrial:
+    """`search.stats.pick` on the single runs of ``front`` (feasible trials, none dominated)."""
     points = [stats.Point(t.number, float(t.values[0]), float(t.values[1])) for t in front]
-    chosen = stats.pick_max_acc(points) if pick == "max-acc" else stats.pick_knee(points)
-    return front[points.index(chosen)]
+    return front[points.index(stats.pick(points, pick))]
 
 
 def pick_max_acc(front: Sequence[FrozenTrial]) -> FrozenTrial:
@@ -93,7 +93,7 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
     front = budget.pareto_front(study)
     if not front:
         raise ValueError("no COMPLETE trial is within the FLOPs budget; choose one with --trial N")
-    chosen = pick_max_acc(front) if pick == "max-acc" else pick_knee(front)
+    chosen = _on_points(front, pick)
     return Choice(chosen, f"picked by {pick} on single runs (not confirmed): {_numbers(study, chosen, None)}", True)
 
 
