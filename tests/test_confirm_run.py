@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from processes import kill_group, start_module
+from processes import kill_group, sigkill_driver, start_module, wait_until
 
 from search import budget, confirm, report, run, spec
 
@@ -106,18 +103,16 @@ def test_sigkill_then_rerun_keeps_finished_seeds(confirmed, tmp_path):
     log = tmp_path / "first.log"
     args = ["--study", str(outcome.study_dir), "--seeds", "4"]  # seeds 3 and 4: at least 4 runs, 2 at a time
     proc = start_module("search.confirm", args, log)
+
+    def new_run_done_while_another_just_started() -> bool:
+        trials = optuna.load_study(study_name=NAME + ":confirm", storage=url).get_trials()
+        new_done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["seed"] > 2]
+        return bool(new_done) and any(far_from_done(t, new_done[0]) for t in trials if t.state == TrialState.RUNNING)
+
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            trials = optuna.load_study(study_name=NAME + ":confirm", storage=url).get_trials()
-            new_done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["seed"] > 2]
-            if new_done and any(far_from_done(t, new_done[0]) for t in trials if t.state == TrialState.RUNNING):
-                break
-        else:
-            pytest.fail("no new run finished while another had just started:\n" + log.read_text()[-3000:])
-        os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
-        proc.wait(timeout=30)
+        wait_until(proc, new_run_done_while_another_just_started, log,
+                   "no new run finished while another had just started", timeout=600)
+        sigkill_driver(proc)
     finally:
         kill_group(proc)
     killed = optuna.load_study(study_name=NAME + ":confirm", storage=url).get_trials()

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -25,7 +22,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from processes import kill_group, start_module
+from processes import kill_group, sigkill_driver, start_module, wait_until
 
 from search.attrs import DRIVER_DIED
 from search.searcher import counted_trials
@@ -80,31 +77,29 @@ def test_readers_during_search_then_sigkill_and_resume(tmp_path, small_demo_root
     url = f"sqlite:///{tmp_path / 'study' / 'optuna.db'}"
     proc = _driver(["--spec", str(spec_path)], tmp_path / "first.log")
     seen: dict = {}
+
+    def mid_training_with_another_finished() -> bool:
+        if not (tmp_path / "study" / "study.json").exists():
+            return False
+        try:
+            study = optuna.load_study(study_name=NAME, storage=url)
+        except Exception:  # noqa: BLE001  (the study or its tables not written yet)
+            return False
+        trials = study.get_trials()
+        mid = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
+        finished = {t.number: t.state.name for t in trials if t.state.is_finished()}
+        if mid and finished:
+            seen["load_study"] = mid[0]
+            seen["finished"] = finished
+        return bool(seen)
+
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            if not (tmp_path / "study" / "study.json").exists():
-                continue
-            try:
-                study = optuna.load_study(study_name=NAME, storage=url)
-            except Exception:  # noqa: BLE001  (the study or its tables not written yet)
-                continue
-            trials = study.get_trials()
-            mid = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
-            finished = {t.number: t.state.name for t in trials if t.state.is_finished()}
-            if mid and finished:
-                seen["load_study"] = mid[0]
-                seen["finished"] = finished
-                break
-        else:
-            log = (tmp_path / "first.log").read_text()[-3000:]
-            pytest.fail("no trial was mid-training with another finished:\n" + log)
+        wait_until(proc, mid_training_with_another_finished, tmp_path / "first.log",
+                   "no trial was mid-training with another finished", timeout=240)
         with dashboard(url) as get:
             (summary,) = [s for s in get("/api/studies")["study_summaries"] if s["study_name"] == NAME]
             detail = get(f"/api/studies/{summary['study_id']}")
-        os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
-        proc.wait(timeout=30)
+        sigkill_driver(proc)
     finally:
         kill_group(proc)
 

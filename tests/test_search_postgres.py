@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from processes import kill_group, start_module
+from processes import kill_group, sigkill_driver, start_module, wait_until
 
 from search import attrs
 from search import spec as spec_mod
@@ -61,18 +59,16 @@ def test_search_on_postgres_killed_and_resumed(tmp_path, small_demo_root, postgr
 
     first_log = tmp_path / "first.log"
     proc = _driver(["--spec", str(spec_path), "--resume"], first_log)
+
+    def mid_training_with_another_finished() -> bool:
+        trials = optuna.load_study(study_name=NAME, storage=postgres_url).get_trials()
+        mid = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CURVE)]
+        return bool(mid) and any(t.state.is_finished() for t in trials)
+
     try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            trials = optuna.load_study(study_name=NAME, storage=postgres_url).get_trials()
-            mid = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CURVE)]
-            if mid and any(t.state.is_finished() for t in trials):
-                break
-        else:
-            pytest.fail("no trial was mid-training with another finished:\n" + first_log.read_text()[-3000:])
-        os.kill(proc.pid, signal.SIGKILL)  # the driver only; its Ray processes are fate-shared
-        proc.wait(timeout=30)
+        wait_until(proc, mid_training_with_another_finished, first_log,
+                   "no trial was mid-training with another finished", timeout=400)
+        sigkill_driver(proc)
     finally:
         kill_group(proc)
     log = first_log.read_text()
