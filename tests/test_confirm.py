@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from confirm_records import add_runs
 from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, to_dict
@@ -188,8 +189,7 @@ def confirmed_study(storage=None):
         (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
         (0, "front, baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
     ]:
-        for seed, top1 in runs.items():
-            record(conf, C, number, seed, role=role, gflops=gflops, values=[top1, gflops])
+        add_runs(conf, number, role, gflops, runs)
     record(conf, C, 5, 1, role="front", gflops=0.1030, values=[0.99, 0.1030])  # a second record of (5, 1): ignored
     record(conf, F, 8, 1, role="next best", gflops=0.1040)  # no COMPLETE run: not a confirmed point
     record(conf, TrialState.RUNNING, 8, 2, role="next best", gflops=0.1040)

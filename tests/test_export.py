@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from confirm_records import add_runs
 from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
@@ -138,9 +139,7 @@ def add_confirmation(study, storage):
     conf = confirm.open_confirm_study(study, storage)
     for number, gflops, runs in [(1, 1.01, (0.77, 0.78, 0.79)), (2, 1.04, (0.85, 0.86, 0.87)),
                                  (4, 1.10, (0.79, 0.80, 0.81))]:
-        for seed, top1 in enumerate(runs, start=1):
-            conf.add_trial(create_trial(values=[top1, gflops], user_attrs={
-                "confirms": number, "seed": seed, "role": "front", "gflops": gflops}))
+        add_runs(conf, number, "front", gflops, dict(enumerate(runs, start=1)))
     return conf
 
 

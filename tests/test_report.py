@@ -7,6 +7,7 @@ import math
 import optuna
 import pandas as pd
 import pytest
+from confirm_records import add_runs
 from optuna.trial import TrialState, create_trial
 
 import spaces
@@ -170,9 +171,7 @@ def add_confirmation(study, storage):
         (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
         (0, "baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
     ]:
-        for seed, top1 in runs.items():
-            conf.add_trial(create_trial(values=[top1, gflops], user_attrs={
-                "confirms": number, "seed": seed, "role": role, "gflops": gflops}))
+        add_runs(conf, number, role, gflops, runs)
     return conf
 
 
