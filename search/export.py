@@ -36,7 +36,8 @@ from optuna.trial import FrozenTrial, TrialState
 from fgmodel.cli import run_main
 from fgmodel.config import RunConfig, dump_yaml, from_dict
 from search import attrs, budget, stats
-from search.confirm import Confirmed, load_confirm_study, summarize
+from search.confirm import load_confirm_study
+from search.confirmed import Confirmed, summarize
 from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
 
 PICKS = stats.PICKS

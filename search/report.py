@@ -43,7 +43,8 @@ from optuna.trial import FrozenTrial, TrialState
 from fgmodel._io import atomic_path
 from fgmodel.cli import run_main
 from search import attrs, budget, stats
-from search.confirm import Confirmed, ConfirmedPoint, load_confirm_study, summarize
+from search.confirm import load_confirm_study
+from search.confirmed import Confirmed, ConfirmedPoint, summarize
 from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
 
 HTML_FILE, TRIALS_FILE, PARETO_FILE = "pareto.html", "trials.csv", "pareto.csv"

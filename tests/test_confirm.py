@@ -9,8 +9,8 @@ from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm
-from search.confirm import Candidate, Run
+from search import budget, confirm, confirmed
+from search.confirmed import Candidate, Run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,7 +46,7 @@ def make_study(design=DESIGN, storage=None) -> optuna.Study:
 
 def chosen(study, top):
     trials = study.get_trials(deepcopy=False)
-    return [(c.number, c.role) for c in confirm.choose_candidates(trials, budget.pareto_front(study), top)]
+    return [(c.number, c.role) for c in confirmed.choose_candidates(trials, budget.pareto_front(study), top)]
 
 
 def test_candidates_top_of_front_then_baseline():
@@ -78,13 +78,13 @@ def test_baseline_stopped_early_or_retried():
     design[0] = (F, None, 0.1000, "baseline")
     design.append((C, 0.41, 0.1000, "baseline"))  # the retry of the failed row (9) is the one to confirm
     assert chosen(make_study(design), 1) == [(5, "front"), (9, "baseline"), (4, "best paper row")]
-    gflops = {c.number: c.gflops for c in confirm.choose_candidates(make_study(design).trials, [], 0)}
+    gflops = {c.number: c.gflops for c in confirmed.choose_candidates(make_study(design).trials, [], 0)}
     assert gflops == {9: 0.1, 4: 0.1003}
 
 
 def test_seeds_skip_the_search_seed():
-    assert confirm.confirm_seeds(0, 3) == [1, 2, 3]
-    assert confirm.confirm_seeds(7, 2) == [8, 9]
+    assert confirmed.confirm_seeds(0, 3) == [1, 2, 3]
+    assert confirmed.confirm_seeds(7, 2) == [8, 9]
 
 
 def record(study, state, confirms, seed, values=None, **attrs):
@@ -100,16 +100,16 @@ def test_plan_skips_final_records_and_lists_left_running():
     record(records, TrialState.RUNNING, 4, 2)  # 3: a dead process's
     record(records, C, 9, 1)  # 4: not a candidate any more: ignored
     cands = [Candidate(5, "front", 0.1), Candidate(4, "front", 0.1)]
-    p = confirm.plan(cands, [1, 2], records.trials)
+    p = confirmed.plan(cands, [1, 2], records.trials)
     assert p.done == [Run(5, 1), Run(5, 2)]
     assert p.todo == [Run(4, 1), Run(4, 2)]
     assert p.left_running == [3]
-    assert confirm.plan(cands, [1, 2, 3], records.trials).todo == [Run(5, 3), Run(4, 1), Run(4, 2), Run(4, 3)]
+    assert confirmed.plan(cands, [1, 2, 3], records.trials).todo == [Run(5, 3), Run(4, 1), Run(4, 2), Run(4, 3)]
 
 
 def test_run_config_changes_the_seed_and_keeps_the_split():
     study = make_study()
-    config = confirm.run_config(study.trials[5], seed=2, split_seed=0)
+    config = confirmed.run_config(study.trials[5], seed=2, split_seed=0)
     assert config["optim"]["seed"] == 2 and config["data"]["split_seed"] == 0
     assert config["model"]["dropout"] == 5 / 20
     assert study.trials[5].user_attrs["config"]["optim"]["seed"] == 0  # the search trial's attr is untouched
@@ -149,7 +149,7 @@ def test_recorder_records_runs_and_a_rerun_skips_them():
     assert (c.state, d.state, d.user_attrs["reason"], d.user_attrs["curve"]) == (F, F, "interrupted", [0.25])
     assert len(lines) == 4 and lines[0] == "confirm trial   5 seed 1: COMPLETE val_top1 0.5500"
 
-    p = confirm.plan(cands, [1, 2], conf.trials)
+    p = confirmed.plan(cands, [1, 2], conf.trials)
     assert p.done == [Run(5, 1), Run(0, 1)] and p.todo == [Run(5, 2), Run(0, 2)]
 
 
@@ -159,7 +159,7 @@ def test_left_running_records_are_failed():
     conf = confirm.open_confirm_study(study, storage)
     rec = confirm.Recorder(conf, [Candidate(5, "front", 0.1)], {(5, 1): {}}, epochs=2)
     rec.start("a", Run(5, 1))  # the process dies here
-    left = confirm.plan([Candidate(5, "front", 0.1)], [1], conf.trials).left_running
+    left = confirmed.plan([Candidate(5, "front", 0.1)], [1], conf.trials).left_running
     assert left == [0]
     confirm.fail_left_running(conf, left)
     assert conf.trials[0].state == F and conf.trials[0].user_attrs["reason"] == "driver died"
@@ -198,8 +198,8 @@ def confirmed_study(storage=None):
 
 def test_summarize_means_paired_differences_front_and_picks():
     study, conf = confirmed_study()
-    assert confirm.summarize(study, None) is None
-    got = confirm.summarize(study, conf)
+    assert confirmed.summarize(study, None) is None
+    got = confirmed.summarize(study, conf)
     assert sorted(got.points) == [0, 4, 5] and got.baseline == 0 and got.max_seeds == 3
     p4, p5 = got.points[4], got.points[5]
     assert p5.runs == {1: 0.50, 2: 0.52, 3: 0.54} and p5.top1.mean == pytest.approx(0.52)

@@ -23,7 +23,8 @@ import pytest
 from optuna.trial import TrialState
 from processes import kill_group, sigkill_driver, start_module, wait_until
 
-from search import budget, confirm, report, run, spec
+from search import budget, report, run, spec
+from search.confirmed import choose_candidates, is_baseline
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +57,10 @@ def test_search_then_confirm_records_every_run(confirmed):
     s, outcome, url, lines = confirmed
     assert not outcome.interrupted and outcome.confirm is not None
     study = outcome.study
-    candidates = confirm.choose_candidates(study.trials, budget.pareto_front(study), top=2)
+    candidates = choose_candidates(study.trials, budget.pareto_front(study), top=2)
     runs = recorded(url)
     assert set(runs) == {c.number for c in candidates} and all(sorted(r) == [1, 2] for r in runs.values())
-    assert any(confirm.is_baseline(c.role) for c in candidates)  # the paper rows ran: the baseline is confirmed
+    assert any(is_baseline(c.role) for c in candidates)  # the paper rows ran: the baseline is confirmed
     for t in outcome.confirm.get_trials():
         assert t.state == TrialState.COMPLETE and t.user_attrs["epochs_run"] == s.epochs
         assert t.user_attrs["val_top1"] == t.user_attrs["curve"][-1] == t.values[0]

@@ -13,7 +13,7 @@ from optuna.trial import TrialState, create_trial
 import spaces
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm, report
+from search import budget, confirm, confirmed, report
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -201,7 +201,7 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
                                         "max-acc,", "knee"]
     assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
 
-    fig = report.pareto_figure(study, budget.pareto_front(study), confirm.summarize(study, study_confirm(storage)))
+    fig = report.pareto_figure(study, budget.pareto_front(study), confirmed.summarize(study, study_confirm(storage)))
     (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
     assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
     assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])
