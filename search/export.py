@@ -49,11 +49,6 @@ def _on_points(front: Sequence[FrozenTrial], pick: str) -> FrozenTrial:
     return front[points.index(stats.pick(points, pick))]
 
 
-def pick_max_acc(front: Sequence[FrozenTrial]) -> FrozenTrial:
-    """Highest accuracy; ties go to fewer GFLOPs, then the earlier trial (`search.stats.pick_max_acc`)."""
-    return _on_points(front, "max-acc")
-
-
 def pick_knee(front: Sequence[FrozenTrial]) -> FrozenTrial:
     """`search.stats.pick_knee` on the trials' single runs."""
     return _on_points(front, "knee")
