@@ -3,12 +3,10 @@
 The searcher writes them, the report, export, dashboard and resume read them back, and
 optuna-dashboard shows them as they are; one spelling here keeps writer and readers in
 step. Reasons of trials the driver cut short live here too: they decide what a resume
-counts and runs again (`counted`).
+counts and runs again (`search.trials`).
 """
 
 from __future__ import annotations
-
-from optuna.trial import FrozenTrial, TrialState
 
 # -- trial attrs ------------------------------------------------------------------------
 CONFIG = "config"  # the RunConfig the trial trains with, as a dict (exported unchanged)
@@ -40,20 +38,6 @@ CUT_SHORT = (DRIVER_DIED, INTERRUPTED)
 # A proposal whose config could not be built or measured: never trained, never counted.
 CONFIG_ERROR = "config error"
 
-
-def counted(trial: FrozenTrial) -> bool:
-    """Whether a trial counts toward the requested number of trials: handed to Ray to train, not cut short.
-
-    Over-budget proposals and configs that failed to build never train; a trial the
-    driver cut short (dead driver, Ctrl-C) is queued again and counts when it runs.
-    """
-    user = trial.user_attrs
-    return (
-        trial.state != TrialState.WAITING
-        and not user.get(OVER_BUDGET)
-        and user.get(REASON) != CONFIG_ERROR
-        and not (trial.state == TrialState.FAIL and user.get(REASON) in CUT_SHORT)
-    )
 
 # -- search.confirm: its runs are trials of the study "<name>:confirm" ---------------------
 CONFIRMS = "confirms"  # the search trial a run re-trains

@@ -5,20 +5,19 @@ A config is within budget when ``gflops <= limit(baseline_gflops, budget)``, i.e
 applies too). The searcher hands the excess ``gflops - limit`` to Optuna with
 ``trial.set_constraint`` (values > 0 are infeasible, and the margin tells the sampler
 how far over a config went); Optuna stores it with the trial, its samplers learn from
-it and ``Study.best_trials`` leaves infeasible trials out, so everything here reads it
-back from ``FrozenTrial.constraints``.
+it and ``Study.best_trials`` leaves infeasible trials out (`search.pareto.pareto_front`),
+so everything reads it back from ``FrozenTrial.constraints`` (`is_feasible`).
 """
 
 from __future__ import annotations
 
-import optuna
 from optuna.trial import FrozenTrial
 
 from fgmodel.budget import budget_limit as limit
 
 CONSTRAINT = "flops_budget"  # the constraint's name in Optuna (and optuna-dashboard)
 
-__all__ = ["CONSTRAINT", "excess", "is_feasible", "limit", "pareto_front"]
+__all__ = ["CONSTRAINT", "excess", "is_feasible", "limit"]
 
 
 def excess(gflops: float, baseline_gflops: float, budget: float) -> float:
@@ -29,8 +28,3 @@ def excess(gflops: float, baseline_gflops: float, budget: float) -> float:
 def is_feasible(trial: FrozenTrial) -> bool:
     """Within every constraint; a trial that never had its FLOPs measured has none and counts as feasible."""
     return all(value <= 0.0 for value in trial.constraints.values())
-
-
-def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The COMPLETE, within-budget, non-dominated trials (Optuna's ``best_trials``), cheapest first."""
-    return sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0], t.number))

@@ -45,7 +45,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search import attrs, budget, dashboard
+from search import attrs, dashboard, pareto
 from search.confirmed import (
     NON_FINITE,
     Candidate,
@@ -53,36 +53,11 @@ from search.confirmed import (
     Run,
     choose_candidates,
     confirm_seeds,
-    confirm_study_name,
     plan,
     run_config,
 )
 
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3  # the confirm block's defaults (a key left out)
-
-# -- the confirm study -------------------------------------------------------------------------
-
-
-def open_confirm_study(study: optuna.Study, storage: str | optuna.storages.BaseStorage,
-                       create: bool = True) -> optuna.Study | None:
-    """``<study>:confirm`` in ``storage``, the study's; created with the same objectives when missing and ``create``."""
-    name = confirm_study_name(study.study_name)
-    if name not in optuna.get_all_study_names(storage):
-        if not create:
-            return None
-        confirm = optuna.create_study(study_name=name, storage=storage, directions=study.directions)
-        dashboard.name_objectives(confirm)
-        confirm.set_user_attr(attrs.CONFIRMS_STUDY, study.study_name)
-        return confirm
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def load_confirm_study(study: optuna.Study, study_dir: str | Path, storage: str | None = None) -> optuna.Study | None:
-    """The confirm study of ``study`` (loaded by `search.studydir.load_study` from the same arguments), or None."""
-    from search.studydir import read_pointer, storage_for
-
-    return open_confirm_study(study, storage_for(storage or read_pointer(study_dir).storage), create=False)
-
 
 def fail_left_running(confirm: optuna.Study, numbers: Sequence[int], reason: str = attrs.DRIVER_DIED) -> None:
     from search.study import reopen
@@ -290,13 +265,13 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
     seed to use (default: the spec the study was created with); ``top`` and ``seeds``
     default to its ``confirm:`` block. ``trainable`` replaces `confirm_trial` (tests).
     """
-    from search.studydir import storage_for
+    from search.studydir import open_confirm_study, storage_for
 
     started = time.perf_counter()
     spec = spec if spec is not None else stored_spec(study)
     top, seeds = settings(spec.confirm, top, seeds)
     trials = study.get_trials(deepcopy=False)
-    candidates = choose_candidates(trials, budget.pareto_front(study), top)
+    candidates = choose_candidates(trials, pareto.pareto_front(study), top)
     if not candidates:
         raise ValueError(f"study {study.study_name!r} has no COMPLETE trial within the FLOPs budget to confirm")
     by_number = {t.number: t for t in trials}

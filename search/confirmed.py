@@ -16,15 +16,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search import attrs, budget, stats
+from search.trials import gflops_of
 
-SUFFIX = ":confirm"
 BASELINE_ROW = "baseline"  # the paper_row label of Table 1's first row
 BASELINE_ROLE = "baseline"  # the role of the trial every paired difference is taken to
 NON_FINITE = "non_finite"  # the status attr of a run whose loss diverged: final, not run again
-
-
-def confirm_study_name(study_name: str) -> str:
-    return study_name + SUFFIX
 
 
 # -- what to confirm (pure) ------------------------------------------------------------------
@@ -42,21 +38,15 @@ def _top1(t: FrozenTrial) -> float:
     return float(t.values[0])
 
 
-def _gflops(t: FrozenTrial) -> float:
-    if t.state == TrialState.COMPLETE and t.values:
-        return float(t.values[1])
-    return float(t.user_attrs[attrs.GFLOPS])
-
-
 def _by_accuracy(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    return sorted(trials, key=lambda t: (-_top1(t), _gflops(t), t.number))
+    return sorted(trials, key=lambda t: (-_top1(t), gflops_of(t), t.number))
 
 
 def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial], top: int) -> list[Candidate]:
     """The search trials to confirm, in that order: the top of the front (topped up), the baseline, the best paper row.
 
     ``trials``: all of the study's trials; ``front``: its feasible Pareto front
-    (`search.budget.pareto_front`). A trial appears once, with its roles joined
+    (`search.pareto.pareto_front`). A trial appears once, with its roles joined
     (``"front, baseline"``).
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and budget.is_feasible(t)]
@@ -67,7 +57,7 @@ def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial
             c = chosen[t.number]
             chosen[t.number] = Candidate(c.number, f"{c.role}, {role}", c.gflops, c.paper_row)
         else:
-            chosen[t.number] = Candidate(t.number, role, _gflops(t), t.user_attrs.get(attrs.PAPER_ROW))
+            chosen[t.number] = Candidate(t.number, role, gflops_of(t), t.user_attrs.get(attrs.PAPER_ROW))
 
     for t in _by_accuracy(front)[:top]:
         add(t, "front")

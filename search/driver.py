@@ -26,7 +26,14 @@ from search import confirm as confirm_mod
 from search import study as study_mod
 from search.searcher import StudySearcher, counted_trials
 from search.spec import StudySpec
-from search.studydir import StudyPointer, default_storage, display_url, storage_for, write_pointer
+from search.studydir import (
+    StudyPointer,
+    default_storage,
+    display_url,
+    open_confirm_study,
+    storage_for,
+    write_pointer,
+)
 
 
 class Interrupted(Exception):
@@ -119,7 +126,7 @@ def run_search(
         left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
         if left and not interrupted:
             log(f"trials {', '.join(map(str, left))} are still queued (WAITING): --resume runs them")
-        confirm = confirm_mod.open_confirm_study(study, storage_for(url), create=False)
+        confirm = open_confirm_study(study, storage_for(url), create=False)
         if spec.confirm is not None and not interrupted:  # on the Ray the search used
             confirmed = confirm_mod.run_confirm(study, url, study_dir, spec=spec, verbose=verbose, log=log)
             confirm, interrupted = confirmed.confirm, confirmed.interrupted

@@ -16,7 +16,7 @@ Picks (`search.stats`) choose on a Pareto front:
 
 When `search.confirm` has re-trained trials with new seeds, the front is that of their
 mean top-1 (within the budget), so the pick rests on means rather than on the luckiest
-single run; otherwise it is the search's front (`search.budget.pareto_front`) of single
+single run; otherwise it is the search's front (`search.pareto.pareto_front`) of single
 runs, and the command warns once that it is. The YAML's first lines say which numbers
 the pick rests on.
 """
@@ -35,10 +35,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.cli import run_main
 from fgmodel.config import RunConfig, dump_yaml, from_dict
-from search import attrs, budget, stats
-from search.confirm import load_confirm_study
+from search import attrs, pareto, stats
 from search.confirmed import Confirmed, summarize
-from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
+from search.studydir import STUDY_ERRORS, add_study_arguments, load_confirm_study, load_study
 
 PICKS = stats.PICKS
 
@@ -86,7 +85,7 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
         return Choice(chosen, f"picked by {pick} on confirmed means: {_numbers(study, chosen, confirmed)}", False)
     if not any(t.state == TrialState.COMPLETE for t in trials):
         raise ValueError(f"study {study.study_name!r} has no COMPLETE trials yet ({len(trials)} trials)")
-    front = budget.pareto_front(study)
+    front = pareto.pareto_front(study)
     if not front:
         raise ValueError("no COMPLETE trial is within the FLOPs budget; choose one with --trial N")
     chosen = _on_points(front, pick)

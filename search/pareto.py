@@ -1,9 +1,9 @@
 """Pareto geometry on (val top-1, GFLOPs) points: top-1 up, GFLOPs down.
 
 One dominance rule for everything that ranks or selects on the two objectives: the
-scheduler's rungs (`search.moasha`), the front of confirmed means (`search.stats.front`)
-and the benchmark's hypervolume (`bench/search_quality.py`). numpy only, so the report
-and export commands can use it without importing Ray.
+study's feasible front (`pareto_front`), the scheduler's rungs (`search.moasha`), the
+front of confirmed means (`search.stats.front`) and the benchmark's hypervolume
+(`bench/search_quality.py`). No Ray, so the report and export commands can use it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
 
 
 def _dominates(points: np.ndarray) -> np.ndarray:
@@ -85,3 +87,11 @@ def hypervolume(points: Iterable[tuple[float, float]], ref_gflops: float, ref_to
         best = max(best, t)
         area += (g_next - g) * (best - ref_top1)
     return area
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE, within-budget, non-dominated trials, cheapest first.
+
+    Optuna's ``best_trials``: it leaves out the trials whose FLOPs constraint is violated.
+    """
+    return sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0], t.number))

@@ -9,14 +9,13 @@ the light commands (report, export) never pay for them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import optuna
 
 from fgmodel.config import ConfigError, RunConfig
 from search import study as study_mod
 from search.spec import StudySpec
-from search.studydir import storage_for
+from search.studydir import sqlite_path, storage_for
 
 Measure = Callable[[RunConfig], tuple[float, int]]
 
@@ -24,7 +23,8 @@ Measure = Callable[[RunConfig], tuple[float, int]]
 def check_storage(spec: StudySpec, url: str, resume: bool) -> None:
     """The storage opens (driver installed, server reachable) and the study's name is free, or there to
     resume. A SQLite file that does not exist yet is not created here."""
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
         names: list[str] = []
     else:
         names = optuna.get_all_study_names(storage_for(url))

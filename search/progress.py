@@ -18,6 +18,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search import attrs
+from search.budget import is_feasible
+from search.trials import count_counted, cut_short
 
 EVERY_S = 30.0
 
@@ -35,7 +37,7 @@ def count(trials: Iterable[FrozenTrial]) -> Counts:
     driver, Ctrl-C) are run again: neither is counted."""
     n = {state: 0 for state in TrialState}
     for t in trials:
-        if not (t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT):
+        if not cut_short(t):
             n[t.state] += 1
     return Counts(n[TrialState.COMPLETE], n[TrialState.RUNNING], n[TrialState.PRUNED], n[TrialState.FAIL])
 
@@ -45,7 +47,7 @@ def best_within_budget(trials: Iterable[FrozenTrial]) -> float | None:
     values = [
         t.values[0]
         for t in trials
-        if t.state == TrialState.COMPLETE and t.values and all(c <= 0 for c in t.constraints.values())
+        if t.state == TrialState.COMPLETE and t.values and is_feasible(t)
     ]
     return max(values) if values else None
 
@@ -57,7 +59,7 @@ def trained_durations(trials: Iterable[FrozenTrial]) -> list[float]:
         (t.datetime_complete - t.datetime_start).total_seconds()
         for t in trials
         if t.state.is_finished() and t.datetime_start and t.datetime_complete
-        and t.user_attrs.get(attrs.EPOCHS_RUN, 0) > 0 and t.user_attrs.get(attrs.REASON) not in attrs.CUT_SHORT
+        and t.user_attrs.get(attrs.EPOCHS_RUN, 0) > 0 and not cut_short(t)
     ]
 
 
@@ -99,7 +101,7 @@ def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta
 class Reporter:
     """Prints `progress_line` for ``study`` at most every ``every`` seconds (`tick`, called often by the tuner).
 
-    ``n_trials`` is the searcher's target of trained trials (`search.attrs.counted`: over-budget
+    ``n_trials`` is the searcher's target of trained trials (`search.trials.counted`: over-budget
     proposals cost nothing and do not count); the time left counts the trials still to
     train and the running ones' rest.
     """
@@ -128,6 +130,6 @@ class Reporter:
         wall = wall or datetime.now()  # Optuna's datetime_start is local and naive
         running = [(wall - t.datetime_start).total_seconds()
                    for t in trials if t.state == TrialState.RUNNING and t.datetime_start]
-        remaining = max(self.n_trials - sum(1 for t in trials if attrs.counted(t)), 0)
+        remaining = max(self.n_trials - count_counted(trials), 0)
         eta = eta_seconds(trained_durations(trials), remaining, self.concurrency, running)
         return progress_line(count(trials), best_within_budget(trials), elapsed_s, eta)

@@ -3,7 +3,7 @@
     python -m search.report --study studies/foodx
 
 search.run writes them at the end; this command writes them at any time, also while the
-search runs. The front is `search.budget.pareto_front` (Optuna's selection, honouring the
+search runs. The front is `search.pareto.pareto_front` (Optuna's selection, honouring the
 FLOPs budget). The plot draws every trial that has a GFLOPs figure:
 
 - COMPLETE trials at (GFLOPs, validation top-1), the front joined by a line;
@@ -42,10 +42,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel._io import atomic_path
 from fgmodel.cli import run_main
-from search import attrs, budget, stats
-from search.confirm import load_confirm_study
+from search import attrs, budget, pareto, stats
 from search.confirmed import Confirmed, ConfirmedPoint, summarize
-from search.studydir import STUDY_ERRORS, add_study_arguments, load_study
+from search.studydir import STUDY_ERRORS, add_study_arguments, load_confirm_study, load_study
+from search.trials import gflops_of
 
 HTML_FILE, TRIALS_FILE, PARETO_FILE = "pareto.html", "trials.csv", "pareto.csv"
 TABLE_COLUMNS = ["trial", "val_top1", "se", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
@@ -63,12 +63,6 @@ class ReportPaths:
     trials_csv: Path
     pareto_csv: Path
     table: str  # the console table of the front (or why there is none)
-
-
-def _gflops(trial: FrozenTrial) -> float:
-    if trial.state == TrialState.COMPLETE and trial.values:
-        return float(trial.values[1])
-    return float(trial.user_attrs.get(attrs.GFLOPS, math.nan))
 
 
 def _best_curve(trial: FrozenTrial) -> float:
@@ -98,7 +92,7 @@ def trials_frame(study: optuna.Study, front: Sequence[FrozenTrial] | None = None
                  confirmed: Confirmed | None = None) -> pd.DataFrame:
     """One row per trial: Optuna's ``trials_dataframe`` (params, user attrs without their
     ``user_attrs_`` prefix, the budget constraint) after the columns a reader sorts by."""
-    front = budget.pareto_front(study) if front is None else front
+    front = pareto.pareto_front(study) if front is None else front
     on_front = {t.number for t in front}
     trials = study.get_trials(deepcopy=False)
     if not trials:
@@ -117,8 +111,8 @@ def trials_frame(study: optuna.Study, front: Sequence[FrozenTrial] | None = None
         "val_top1": [float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else math.nan for t in trials],
         "val_top1_se": [_single_se(t, val_images) for t in trials],
         "best_val_top1": [_best_curve(t) for t in trials],
-        "gflops": [_gflops(t) for t in trials],
-        "vs_baseline": [_gflops(t) / baseline - 1.0 if baseline else math.nan for t in trials],
+        "gflops": [gflops_of(t) for t in trials],
+        "vs_baseline": [gflops_of(t) / baseline - 1.0 if baseline else math.nan for t in trials],
         "scra_stages": [json.dumps(t.user_attrs[attrs.CONFIG]["model"]["scra_stages"])
                         if attrs.CONFIG in t.user_attrs else "" for t in trials],
     })
@@ -275,7 +269,7 @@ def _hover(t: FrozenTrial, kind: str, y: float) -> str:
         what = f"val top-1 {y:.2%}"
     row = f" ({user[attrs.PAPER_ROW]})" if attrs.PAPER_ROW in user else ""
     lines = [f"<b>trial {t.number}</b> {t.state.name}{row}"]
-    lines.append(f"{what}, {_gflops(t):.3f} GFLOPs, {user.get(attrs.EPOCHS_RUN, '?')} epochs")
+    lines.append(f"{what}, {gflops_of(t):.3f} GFLOPs, {user.get(attrs.EPOCHS_RUN, '?')} epochs")
     if user.get(attrs.REASON):
         lines.append(f"reason: {user[attrs.REASON]}")
     lines += [f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}"
@@ -329,7 +323,7 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
     undrawn: Counter = Counter()
     for t in study.get_trials(deepcopy=False):
         kind = _kind(t, on_front)
-        if kind in drawn and not math.isnan(_gflops(t)):
+        if kind in drawn and not math.isnan(gflops_of(t)):
             drawn[kind].append(t)
         else:
             undrawn[t.state.name] += 1
@@ -344,7 +338,7 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
         ys = [_y(t, kind) for t in trials]
         complete = kind in ("front", "complete", "complete_over_budget")
         fig.add_trace(go.Scatter(
-            x=[_gflops(t) for t in trials], y=ys, name=name, marker=marker,
+            x=[gflops_of(t) for t in trials], y=ys, name=name, marker=marker,
             mode="lines+markers" if kind == "front" else "markers",
             error_y=_error_bars([_single_se(t, val_images) for t in trials]) if complete else None,
             hovertext=[_hover(t, kind, y) for t, y in zip(trials, ys)],
@@ -353,7 +347,7 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
         paper += [(t, y) for t, y in zip(trials, ys) if attrs.PAPER_ROW in t.user_attrs]
     if paper:
         fig.add_trace(go.Scatter(
-            x=[_gflops(t) for t, _ in paper], y=[y for _, y in paper], name="Paper Table 1 rows",
+            x=[gflops_of(t) for t, _ in paper], y=[y for _, y in paper], name="Paper Table 1 rows",
             mode="markers+text", text=[t.user_attrs[attrs.PAPER_ROW] for t, _ in paper], textposition="top center",
             marker=dict(symbol="star-open", size=16, color="#2ca02c"), hoverinfo="skip",
         ))
@@ -410,7 +404,7 @@ def write_reports(study: optuna.Study, study_dir: str | Path, confirm: optuna.St
     """
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    front = budget.pareto_front(study)
+    front = pareto.pareto_front(study)
     confirmed = summarize(study, confirm)
     trials = trials_frame(study, front, confirmed)
     table = front_table(study, front, confirmed)
@@ -418,8 +412,8 @@ def write_reports(study: optuna.Study, study_dir: str | Path, confirm: optuna.St
     numbers = {t.number for t in front} | set(confirmed.points if confirmed else ())
     by_number = trials.set_index("number", drop=False)
     numbers = sorted(numbers, key=lambda n: (by_number.loc[n, "gflops"], n))
-    pareto = by_number.loc[numbers].reset_index(drop=True) if numbers else trials.iloc[0:0]
-    pareto = pareto.assign(pick=[picks.get(n, "") for n in numbers])
+    front_rows = by_number.loc[numbers].reset_index(drop=True) if numbers else trials.iloc[0:0]
+    front_rows = front_rows.assign(pick=[picks.get(n, "") for n in numbers])
 
     counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     paths = ReportPaths(study_dir / HTML_FILE, study_dir / TRIALS_FILE, study_dir / PARETO_FILE,
@@ -428,7 +422,7 @@ def write_reports(study: optuna.Study, study_dir: str | Path, confirm: optuna.St
     with atomic_path(paths.trials_csv) as tmp:
         trials.to_csv(tmp, index=False)
     with atomic_path(paths.pareto_csv) as tmp:
-        pareto.to_csv(tmp, index=False)
+        front_rows.to_csv(tmp, index=False)
     with atomic_path(paths.html) as tmp:  # plotly.js embedded: the file opens offline, as everything here must
         pareto_figure(study, front, confirmed).write_html(tmp, include_plotlyjs=True)
     return paths

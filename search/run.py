@@ -28,6 +28,7 @@ from search import spec as spec_mod
 from search.driver import Interrupted, Outcome, run_search
 from search.spec import StudySpec
 from search.studydir import STUDY_ERRORS
+from search.trials import counted, cut_short
 
 
 def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable[[str], None] = print) -> None:
@@ -59,15 +60,13 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
 
 def trial_counts(trials: Sequence[FrozenTrial]) -> str:
     """``18 trained (6 COMPLETE, 11 stopped early, 1 FAIL); not trained: 7 over the FLOPs budget``."""
-    trained = [t for t in trials if attrs.counted(t) and t.state.is_finished()]
+    trained = [t for t in trials if counted(t) and t.state.is_finished()]
     kinds = {"COMPLETE": TrialState.COMPLETE, "stopped early": TrialState.PRUNED, "FAIL": TrialState.FAIL}
     parts = [f"{n} {name}" for name, state in kinds.items() if (n := sum(t.state == state for t in trained))]
     untrained = {
         "over the FLOPs budget": sum(1 for t in trials if t.user_attrs.get(attrs.OVER_BUDGET)),
         "config errors": sum(1 for t in trials if t.user_attrs.get(attrs.REASON) == attrs.CONFIG_ERROR),
-        "cut short (run again on resume)": sum(
-            1 for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(attrs.REASON) in attrs.CUT_SHORT
-        ),
+        "cut short (run again on resume)": sum(1 for t in trials if cut_short(t)),
     }
     line = f"{len(trained)} trained ({', '.join(parts) or 'none finished'})"
     rest = [f"{n} {name}" for name, n in untrained.items() if n]

@@ -45,6 +45,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from search.attrs import CURVE, GFLOPS
+from search.budget import is_feasible
 
 InnerFactory = Callable[[int | None], BaseSampler]
 
@@ -87,10 +88,7 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
             continue
         usable.append((t, dict(t.constraints), _curve(t)))
 
-    def infeasible(constraints: dict[str, float]) -> bool:
-        return any(v > 0 for v in constraints.values())
-
-    trained = [c for t, cons, c in usable if t.state.is_finished() and not infeasible(cons)]
+    trained = [c for t, _, c in usable if t.state.is_finished() and is_feasible(t)]
     epoch = view_epoch([len(c) for c in trained], min_trials)
     at_epoch = [c[epoch - 1] for c in trained if epoch and len(c) >= epoch]
     floor = min(at_epoch, default=0.0)
@@ -106,7 +104,7 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
         gflops = float(t.user_attrs[GFLOPS])
         if t.state == TrialState.RUNNING:
             out.append(optuna.trial.create_trial(state=TrialState.RUNNING, **common))
-        elif infeasible(cons):
+        elif not is_feasible(t):
             out.append(
                 optuna.trial.create_trial(state=TrialState.COMPLETE, values=[floor, gflops], constraints=cons, **common)
             )

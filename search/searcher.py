@@ -41,6 +41,7 @@ from fgmodel.cli import one_line
 from fgmodel.config import RunConfig, to_dict
 from search import attrs
 from search import budget as budget_mod
+from search import trials as trials_mod
 from search.dashboard import show_curve
 from search.preflight import Measure
 
@@ -62,8 +63,8 @@ class _Live:
 
 
 def counted_trials(study: optuna.Study) -> int:
-    """The trials that count toward the requested number (see `search.attrs.counted`)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if attrs.counted(t))
+    """The trials that count toward the requested number (`search.trials.counted`)."""
+    return trials_mod.count_counted(study.get_trials(deepcopy=False))
 
 
 class StudySearcher(Searcher):

@@ -3,7 +3,8 @@
 The directory holds ``study.json`` with the storage URL and study name, so `report` and
 `export` find a study kept in SQLite beside it or in a PostgreSQL / MySQL server alike.
 The URL is written with its password masked (``***``); for such a study, pass the full
-URL to report / export with ``--storage URL``.
+URL to report / export with ``--storage URL``. A search's confirmation runs live in a
+second study of the same storage, ``<name>:confirm`` (`open_confirm_study`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import sqlalchemy
 
 from fgmodel._io import write_atomic
 from fgmodel.cli import DEFAULT_ERRORS, one_line
+from search import attrs
+from search.dashboard import name_objectives
 
 POINTER_FILE = "study.json"
+SQLITE_PREFIX = "sqlite:///"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -34,7 +38,7 @@ class StudyPointer:
 
 def default_storage(study_dir: str | Path) -> str:
     """SQLite beside the outputs; absolute so Ray workers in other cwds find it."""
-    return f"sqlite:///{Path(study_dir).resolve() / 'optuna.db'}"
+    return f"{SQLITE_PREFIX}{Path(study_dir).resolve() / 'optuna.db'}"
 
 
 def write_pointer(study_dir: str | Path, pointer: StudyPointer) -> None:
@@ -72,6 +76,11 @@ DRIVER_PACKAGES = {
 }
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL; None for any other storage."""
+    return Path(url[len(SQLITE_PREFIX):]) if url.startswith(SQLITE_PREFIX) else None
+
+
 def display_url(url: str) -> str:
     """The URL with its password masked, for logs and study.json."""
     try:
@@ -97,10 +106,8 @@ def storage_for(url: str, heartbeat: int | None = None, grace: int | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            if not url.startswith("sqlite:///"):
-                return optuna.storages.RDBStorage(url, **beats)
-            path = Path(url[len("sqlite:///") :])
-            if str(path) == ":memory:":
+            path = sqlite_path(url)
+            if path is None or str(path) == ":memory:":
                 return optuna.storages.RDBStorage(url, **beats)
             path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.closing(_sqlite_connect(path)) as db:
@@ -145,6 +152,33 @@ def load_study(study_dir: str | Path, storage: str | None = None) -> optuna.Stud
         return optuna.load_study(study_name=pointer.study_name, storage=storage_for(url))
     except KeyError:
         raise FileNotFoundError(f"the storage named in {study_dir} holds no such study (see its study.json)") from None
+
+
+CONFIRM_SUFFIX = ":confirm"
+
+
+def confirm_study_name(study_name: str) -> str:
+    """The name of the study that holds a search study's confirmation runs (`search.confirm`)."""
+    return study_name + CONFIRM_SUFFIX
+
+
+def open_confirm_study(study: optuna.Study, storage: str | optuna.storages.BaseStorage,
+                       create: bool = True) -> optuna.Study | None:
+    """``<study>:confirm`` in ``storage``, the study's; created with the same objectives when missing and ``create``."""
+    name = confirm_study_name(study.study_name)
+    if name not in optuna.get_all_study_names(storage):
+        if not create:
+            return None
+        confirm = optuna.create_study(study_name=name, storage=storage, directions=study.directions)
+        name_objectives(confirm)
+        confirm.set_user_attr(attrs.CONFIRMS_STUDY, study.study_name)
+        return confirm
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def load_confirm_study(study: optuna.Study, study_dir: str | Path, storage: str | None = None) -> optuna.Study | None:
+    """The confirm study of ``study`` (loaded by `load_study` from the same arguments), or None."""
+    return open_confirm_study(study, storage_for(storage or read_pointer(study_dir).storage), create=False)
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:

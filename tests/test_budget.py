@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from fgmodel.budget import budget_limit, within_budget
-from search import budget
+from search import budget, pareto
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -67,10 +67,10 @@ def test_pareto_front_drops_dominated_infeasible_and_unfinished():
     ]
     for state, values, excess in rows:
         study.add_trial(_trial(state=state, values=values, excess=excess))
-    assert [t.number for t in budget.pareto_front(study)] == [0, 2, 4]
+    assert [t.number for t in pareto.pareto_front(study)] == [0, 2, 4]
 
 
 def test_pareto_front_of_a_study_without_complete_trials():
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.add_trial(_trial(state=TrialState.PRUNED, excess=1.0))
-    assert budget.pareto_front(study) == []
+    assert pareto.pareto_front(study) == []

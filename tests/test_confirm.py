@@ -9,7 +9,7 @@ from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm, confirmed
+from search import budget, confirm, confirmed, pareto, studydir
 from search.confirmed import Candidate, Run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,7 +46,7 @@ def make_study(design=DESIGN, storage=None) -> optuna.Study:
 
 def chosen(study, top):
     trials = study.get_trials(deepcopy=False)
-    return [(c.number, c.role) for c in confirmed.choose_candidates(trials, budget.pareto_front(study), top)]
+    return [(c.number, c.role) for c in confirmed.choose_candidates(trials, pareto.pareto_front(study), top)]
 
 
 def test_candidates_top_of_front_then_baseline():
@@ -118,7 +118,7 @@ def test_run_config_changes_the_seed_and_keeps_the_split():
 def test_recorder_records_runs_and_a_rerun_skips_them():
     storage = optuna.storages.InMemoryStorage()
     study = make_study(storage=storage)
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     assert conf.study_name == study.study_name + ":confirm"
     cands = [Candidate(5, "front", 0.103), Candidate(0, "baseline", 0.1, "baseline")]
     configs = {(c.number, s): {"seed": s} for c in cands for s in (1, 2)}
@@ -156,14 +156,14 @@ def test_recorder_records_runs_and_a_rerun_skips_them():
 def test_left_running_records_are_failed():
     storage = optuna.storages.InMemoryStorage()
     study = make_study(storage=storage)
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     rec = confirm.Recorder(conf, [Candidate(5, "front", 0.1)], {(5, 1): {}}, epochs=2)
     rec.start("a", Run(5, 1))  # the process dies here
     left = confirmed.plan([Candidate(5, "front", 0.1)], [1], conf.trials).left_running
     assert left == [0]
     confirm.fail_left_running(conf, left)
     assert conf.trials[0].state == F and conf.trials[0].user_attrs["reason"] == "driver died"
-    assert confirm.open_confirm_study(study, storage).trials[0].state == F  # the same study, found again by name
+    assert studydir.open_confirm_study(study, storage).trials[0].state == F  # the same study, found again by name
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
@@ -171,19 +171,19 @@ def test_confirm_study_has_the_objectives_and_names():
     storage = optuna.storages.InMemoryStorage()
     study = make_study(storage=storage)
     study.set_metric_names(["val_top1", "gflops"])
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     assert conf.directions == study.directions and conf.metric_names == ["val_top1", "gflops"]
     assert conf.user_attrs["confirms_study"] == study.study_name
     other = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
-    assert confirm.open_confirm_study(other, storage, create=False) is None
-    assert confirm.open_confirm_study(other, storage).metric_names == ["val_top1", "gflops"]
+    assert studydir.open_confirm_study(other, storage, create=False) is None
+    assert studydir.open_confirm_study(other, storage).metric_names == ["val_top1", "gflops"]
 
 
 def confirmed_study(storage=None):
     """make_study's search plus confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean."""
     storage = storage or optuna.storages.InMemoryStorage()
     study = make_study(storage=storage)
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     for number, role, gflops, runs in [
         (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
         (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),

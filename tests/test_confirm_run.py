@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 from processes import kill_group, sigkill_driver, start_module, wait_until
 
-from search import budget, report, run, spec
+from search import pareto, report, run, spec
 from search.confirmed import choose_candidates, is_baseline
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_search_then_confirm_records_every_run(confirmed):
     s, outcome, url, lines = confirmed
     assert not outcome.interrupted and outcome.confirm is not None
     study = outcome.study
-    candidates = choose_candidates(study.trials, budget.pareto_front(study), top=2)
+    candidates = choose_candidates(study.trials, pareto.pareto_front(study), top=2)
     runs = recorded(url)
     assert set(runs) == {c.number for c in candidates} and all(sorted(r) == [1, 2] for r in runs.values())
     assert any(is_baseline(c.role) for c in candidates)  # the paper rows ran: the baseline is confirmed

@@ -13,7 +13,7 @@ from optuna.trial import TrialState, create_trial
 
 from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm, export
+from search import budget, export, studydir
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,7 +136,7 @@ def test_cli_as_a_module(tmp_path):
 
 def add_confirmation(study, storage):
     """Means: 1 (0.78), 2 (0.86), 4 (0.80): the single-run best (4, 0.90) is dominated by 2 on the means."""
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     for number, gflops, runs in [(1, 1.01, (0.77, 0.78, 0.79)), (2, 1.04, (0.85, 0.86, 0.87)),
                                  (4, 1.10, (0.79, 0.80, 0.81))]:
         add_runs(conf, number, "front", gflops, dict(enumerate(runs, start=1)))

@@ -13,7 +13,7 @@ from optuna.trial import TrialState, create_trial
 import spaces
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm, confirmed, report
+from search import budget, confirmed, pareto, report, studydir
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -70,7 +70,7 @@ def make_study(storage=None, name="demo") -> optuna.Study:
 
 def test_front_is_optunas_selection_under_the_budget():
     study = make_study()
-    assert [t.number for t in budget.pareto_front(study)] == [2, 4, 5]
+    assert [t.number for t in pareto.pareto_front(study)] == [2, 4, 5]
 
 
 def test_csvs_hold_every_trial_and_the_front(tmp_path):
@@ -90,10 +90,10 @@ def test_csvs_hold_every_trial_and_the_front(tmp_path):
     assert by.loc[5, "params_scra_kernel"] == 3 and by.loc[5, "params_scra_after_1"]
     assert by.loc[2, "params_l2sp_lambda"] == 0.01 and by.loc[2, "model_params"] == 3_400_000
 
-    pareto = pd.read_csv(paths.pareto_csv)
-    assert list(pareto["number"]) == [2, 4, 5]  # cheapest first
-    assert list(pareto["val_top1"]) == [0.50, 0.56, 0.60]
-    assert list(pareto["pick"].fillna("")) == ["", "knee", "max-acc"]
+    front_csv = pd.read_csv(paths.pareto_csv)
+    assert list(front_csv["number"]) == [2, 4, 5]  # cheapest first
+    assert list(front_csv["val_top1"]) == [0.50, 0.56, 0.60]
+    assert list(front_csv["pick"].fillna("")) == ["", "knee", "max-acc"]
 
 
 def test_console_table(tmp_path):
@@ -117,7 +117,7 @@ def test_html_draws_each_kind_apart(tmp_path):
 
 
 def test_front_trace_is_joined_cheapest_first():
-    front = budget.pareto_front(make_study())
+    front = pareto.pareto_front(make_study())
     fig = report.pareto_figure(make_study(), front)
     (trace,) = [t for t in fig.data if t.name.startswith("Pareto front")]
     assert trace.mode == "lines+markers"
@@ -165,7 +165,7 @@ def test_cli_without_a_study_exits_2_with_one_line(tmp_path, capsys):
 
 def add_confirmation(study, storage):
     """Confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean; 0 is the baseline."""
-    conf = confirm.open_confirm_study(study, storage)
+    conf = studydir.open_confirm_study(study, storage)
     for number, role, gflops, runs in [
         (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
         (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
@@ -180,15 +180,15 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     study = make_study(storage=storage)
     paths = report.write_reports(study, tmp_path, add_confirmation(study, storage))
 
-    pareto = pd.read_csv(paths.pareto_csv)
-    assert list(pareto["number"]) == [0, 2, 4, 5]  # the front (2, 4, 5) and the confirmed (0, 4, 5), cheapest first
-    assert list(pareto["pick"].fillna("")) == ["", "", "max-acc, knee", ""]  # on the means: 4 beats 5
-    assert list(pareto["confirm_seeds"]) == [3, 0, 3, 3]
-    assert pareto["mean_top1"].tolist()[2:] == pytest.approx([0.55, 0.52]) and math.isnan(pareto["mean_top1"][1])
-    assert pareto["mean_top1_se"][3] == pytest.approx(0.02 / math.sqrt(3))
-    assert pareto["diff_vs_baseline"].tolist()[2:] == pytest.approx([0.05, 0.02])  # paired, same seeds
-    assert pareto["diff_vs_baseline_se"][2] == pytest.approx(0.01 / math.sqrt(3))
-    assert list(pareto["on_mean_front"]) == [True, False, True, False]
+    front_csv = pd.read_csv(paths.pareto_csv)
+    assert list(front_csv["number"]) == [0, 2, 4, 5]  # the front (2, 4, 5) and the confirmed (0, 4, 5), cheapest first
+    assert list(front_csv["pick"].fillna("")) == ["", "", "max-acc, knee", ""]  # on the means: 4 beats 5
+    assert list(front_csv["confirm_seeds"]) == [3, 0, 3, 3]
+    assert front_csv["mean_top1"].tolist()[2:] == pytest.approx([0.55, 0.52]) and math.isnan(front_csv["mean_top1"][1])
+    assert front_csv["mean_top1_se"][3] == pytest.approx(0.02 / math.sqrt(3))
+    assert front_csv["diff_vs_baseline"].tolist()[2:] == pytest.approx([0.05, 0.02])  # paired, same seeds
+    assert front_csv["diff_vs_baseline_se"][2] == pytest.approx(0.01 / math.sqrt(3))
+    assert list(front_csv["on_mean_front"]) == [True, False, True, False]
     trials = pd.read_csv(paths.trials_csv).set_index("number")
     assert trials.loc[5, "val_top1_se"] == pytest.approx(math.sqrt(0.6 * 0.4 / 400))
     assert trials.loc[5, "mean_top1"] == pytest.approx(0.52) and trials.loc[3, "confirm_seeds"] == 0
@@ -201,7 +201,7 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
                                         "max-acc,", "knee"]
     assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
 
-    fig = report.pareto_figure(study, budget.pareto_front(study), confirmed.summarize(study, study_confirm(storage)))
+    fig = report.pareto_figure(study, pareto.pareto_front(study), confirmed.summarize(study, study_confirm(storage)))
     (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
     assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
     assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])

@@ -14,8 +14,8 @@ from optuna.trial import TrialState
 import spaces
 from search import spec
 from search import study as study_mod
-from search.attrs import counted
 from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted_trials, error_line
+from search.trials import counted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
