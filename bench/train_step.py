@@ -57,7 +57,7 @@ def main() -> None:
     torch.manual_seed(0)
     ours = build_model(cfg, n, device=device)
     plain = timm.create_model(args.backbone, pretrained=False, num_classes=n).to(device)
-    ours = ours.to(memory_format=torch.channels_last)  # as fgmodel.train.fit, on every device
+    ours = ours.to(memory_format=torch.channels_last)  # as fgmodel.fit.fit, on every device
     plain = plain.to(memory_format=torch.channels_last)
     ours.train()
     plain.train()

@@ -37,7 +37,7 @@ def autocast(device: torch.device) -> AbstractContextManager:
 
 
 def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch on ``device``, images channels_last like the model (`fgmodel.train.fit`)."""
+    """The batch on ``device``, images channels_last like the model (`fgmodel.fit.fit`)."""
     cuda = device.type == "cuda"
     layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
     images = images.to(device, non_blocking=cuda, memory_format=layout)

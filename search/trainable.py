@@ -33,7 +33,7 @@ def train_config(make_config: Callable[[], RunConfig]) -> None:
     """
     import torch
 
-    from fgmodel.train import fit
+    from fgmodel.fit import fit
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))

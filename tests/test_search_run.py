@@ -52,10 +52,10 @@ def scripted_trainable(scores: dict[int, float], fail_number: int):
     """The real trainable around a fit that reports ``scores[number]`` as val_top1 (or raises)."""
 
     def trainable(config, **kwargs):
-        import fgmodel.train
+        import fgmodel.fit
         from search.trainable import train_trial
 
-        real_fit = fgmodel.train.fit
+        real_fit = fgmodel.fit.fit
         number = config["number"]
 
         def fit(cfg, report=None, **fit_kwargs):
@@ -64,11 +64,11 @@ def scripted_trainable(scores: dict[int, float], fail_number: int):
             score = scores.get(number, 0.0)
             return real_fit(cfg, lambda e: report(dataclasses.replace(e, val_top1=score)), **fit_kwargs)
 
-        fgmodel.train.fit = fit
+        fgmodel.fit.fit = fit
         try:
             train_trial(config, **kwargs)
         finally:
-            fgmodel.train.fit = real_fit
+            fgmodel.fit.fit = real_fit
 
     return trainable
 

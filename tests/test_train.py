@@ -1,4 +1,4 @@
-"""fgmodel.train: the step on hand-made tensors (milliseconds), then `fit` and the CLI on the
+"""fgmodel.fit and fgmodel.train: the step on hand-made tensors (milliseconds), then `fit` and the CLI on the
 demo task (convnextv2_atto at 32-64 px, CPU, in-process loaders; marked slow)."""
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import pytest
 import torch
 from torch import nn
 
+import fgmodel.fit as fit_mod
 import fgmodel.train as train_mod
 from fgmodel import checkpoint
 from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, to_device
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
 from fgmodel.data import DEMO_PROFILE
-from fgmodel.train import EpochReport, final_config, fit
+from fgmodel.fit import EpochReport, fit
+from fgmodel.train import final_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -188,13 +190,13 @@ def test_resume_accepts_changed_data_location_and_speed_settings_but_not_trainin
     saved = RunConfig(data=DataConfig(task="demo", root="/old", cache_dir=None))
     moved = saved.replace(**{"data.root": "/new", "data.num_workers": 0, "data.cache_dir": "/cache",
                              "model.compile": True, "optim.micro_batch": 8, "optim.epochs": 40})
-    train_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved)
+    fit_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved)
     old_checkpoint = {section: {k: v for k, v in values.items() if k not in ("compile", "micro_batch")}
                       for section, values in to_dict(saved).items()}  # written before those fields existed
-    train_mod._check_resumable(tmp_path / "last.pt", old_checkpoint, moved)
+    fit_mod._check_resumable(tmp_path / "last.pt", old_checkpoint, moved)
     for key, value in (("optim.lr", 0.1), ("data.image_size", 64), ("augment.hflip_p", 0.5)):
         with pytest.raises(CheckpointError, match=rf"last.pt was written by another config \({key}: "):
-            train_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved.replace(**{key: value}))
+            fit_mod._check_resumable(tmp_path / "last.pt", to_dict(saved), moved.replace(**{key: value}))
 
 
 def test_final_config_keeps_an_exported_config_as_is_but_for_test_eval():
@@ -264,14 +266,14 @@ def test_report_can_stop_the_run_and_the_config_sets_compile_and_micro_batch(sma
                                                                              monkeypatch):
     compiled, micro_batches = [], []
     monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)  # inductor takes minutes
-    real_step = train_mod.TrainStep
+    real_step = fit_mod.TrainStep
 
     def recording_step(*args, **kwargs):
         step = real_step(*args, **kwargs)
         micro_batches.append(step.micro_batch)
         return step
 
-    monkeypatch.setattr(train_mod, "TrainStep", recording_step)
+    monkeypatch.setattr(fit_mod, "TrainStep", recording_step)
     seen = []
     cfg = demo_config(small_demo_root, **{"optim.epochs": 3, "optim.micro_batch": 12, "model.compile": True})
     result = fit(cfg, lambda r: seen.append(r) or True, output_dir=tmp_path)
@@ -284,7 +286,7 @@ def test_report_can_stop_the_run_and_the_config_sets_compile_and_micro_batch(sma
 
 @pytest.mark.slow
 def test_non_finite_loss_ends_the_run_with_its_status(small_demo_root: Path, tmp_path: Path, monkeypatch):
-    real_build = train_mod.build_model
+    real_build = fit_mod.build_model
     forwards = []
 
     def build_with_nan(*args, **kwargs):
@@ -297,7 +299,7 @@ def test_non_finite_loss_ends_the_run_with_its_status(small_demo_root: Path, tmp
         model.register_forward_hook(poison)
         return model
 
-    monkeypatch.setattr(train_mod, "build_model", build_with_nan)
+    monkeypatch.setattr(fit_mod, "build_model", build_with_nan)
     result = fit(demo_config(small_demo_root), output_dir=tmp_path)
     assert result.status == "non_finite" and result.history == []
     assert "non-finite training loss (nan) at epoch 1, step 3" == result.reason
