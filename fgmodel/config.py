@@ -18,8 +18,6 @@ from typing import Any
 
 import yaml
 
-from fgmodel.data import NUM_CLASSES
-
 NUM_STAGES = 4  # every ConvNeXt / ConvNeXt-V2 variant in timm has four stages
 PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_SEED = 2**32 - 1  # numpy's seed range
@@ -46,7 +44,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ModelConfig:
     backbone: str = "convnextv2_large"
-    num_classes: int | None = None  # None: taken from the task
+    num_classes: int | None = None  # None: taken from the task (fgmodel.data.head_size)
     pretrained: str = "none"  # "none", a timm tag, or a local .safetensors / .pth file
     pretrained_fallback: bool = False  # random init with a warning when weights can't be had
     scra_stages: tuple[int, ...] = ()  # 0-based timm stage indices, SCRA after each
@@ -129,6 +127,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    # checked against the task table where a run is built (fgmodel.data.head_size), since this
+    # module knows no datasets
     task: str = "demo"
     root: str = "data"  # the archive's top folder or its parent
     image_size: int = 224
@@ -143,8 +143,6 @@ class DataConfig:
     cache_dir: str | None = None
 
     def validate(self) -> None:
-        if self.task not in NUM_CLASSES:
-            raise ConfigError("data.task", f"unknown task {self.task!r}; known: {', '.join(NUM_CLASSES)}")
         if not 16 <= self.image_size <= 1024:
             raise ConfigError("data.image_size", f"must be in [16, 1024], got {self.image_size}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -167,11 +165,6 @@ class RunConfig:
     def __post_init__(self) -> None:
         for section in (self.model, self.augment, self.optim, self.data):
             section.validate()
-
-    @property
-    def num_classes(self) -> int:
-        """The head size: the model's own value, else the task's class count."""
-        return self.model.num_classes or NUM_CLASSES[self.data.task]
 
     def replace(self, **dotted: Any) -> RunConfig:
         """A copy with dotted overrides, e.g. ``cfg.replace(**{"optim.epochs": 3})``."""

@@ -34,7 +34,7 @@ from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, make_optimiz
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.cli import one_line
 from fgmodel.config import RESUME_FREE_KEYS, RunConfig, dump_yaml, flatten, to_dict
-from fgmodel.data import build_loaders
+from fgmodel.data import build_loaders, head_size
 from fgmodel.l2sp import L2SP
 from fgmodel.model import build_model
 
@@ -147,7 +147,8 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     checkpoint.seed_everything(seed)
     loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")  # raises on labels beyond the head
     checkpoint.seed_everything(seed)  # the initial weights depend on the seed alone
-    model = build_model(cfg.model, cfg.num_classes, device=dev)
+    num_classes = head_size(cfg)
+    model = build_model(cfg.model, num_classes, device=dev)
     model = model.to(memory_format=torch.channels_last)  # as the batches (fgmodel._train_step.to_device)
     l2sp = L2SP(model, cfg.optim.l2sp_lambda)  # reference = initial weights, also on resume
     optimizer = make_optimizer(model.parameters(), cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, dev)
@@ -207,7 +208,7 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
             raise ValueError("the training set is empty")
         train_seconds = time.perf_counter() - epoch_start
         scheduler.step()
-        top1, top5 = evaluate(forward, loaders.eval, dev, k=min(5, cfg.num_classes))
+        top1, top5 = evaluate(forward, loaders.eval, dev, k=min(5, num_classes))
         epoch_report = EpochReport(
             epoch=epoch, epochs=epochs, train_loss=loss_sum / seen, val_top1=top1, val_top5=top5,
             l2sp_penalty=penalty_sum.item() / steps, images_per_sec=seen / train_seconds,

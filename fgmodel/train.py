@@ -22,7 +22,7 @@ from typing import Any
 from fgmodel._io import write_atomic
 from fgmodel.cli import run_main
 from fgmodel.config import RunConfig, load_yaml
-from fgmodel.data import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE, task_classes
 from fgmodel.fit import fit
 from fgmodel.stats import mean_se
 
@@ -36,7 +36,8 @@ def final_config(cfg: RunConfig, *, task: str | None = None, data_root: str | No
 
     Moving a config to another task drops an explicit head size; moving it to ``demo``
     also applies `DEMO_PROFILE` (tiny backbone, small images, no download). Returns the
-    config and the notes to print about what changed implicitly.
+    config and the notes to print about what changed implicitly; a task that is not
+    trainable raises `ConfigError` (``data.task``).
     """
     overrides: dict[str, Any] = {"data.eval_on": "test"}
     notes = []
@@ -56,7 +57,9 @@ def final_config(cfg: RunConfig, *, task: str | None = None, data_root: str | No
         overrides["model.compile"] = compile
     if micro_batch is not None:
         overrides["optim.micro_batch"] = micro_batch
-    return cfg.replace(**overrides), notes
+    config = cfg.replace(**overrides)
+    task_classes(config.data.task)  # a task no run may train on: one ConfigError line before any output
+    return config, notes
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import optuna
 
 from fgmodel.config import ConfigError, RunConfig
+from fgmodel.data import head_size
 from search import study as study_mod
 from search.spec import StudySpec
 from search.studydir import sqlite_path, storage_for
@@ -72,7 +73,7 @@ def resolve_pretrained(base: RunConfig, log: Callable[[str], None] = print) -> t
 
     strict = base.replace(**{"model.pretrained_fallback": False})
     try:
-        build_model(strict.model, strict.num_classes, device="cpu")
+        build_model(strict.model, head_size(strict), device="cpu")
     except PretrainedUnavailable as exc:
         if not base.model.pretrained_fallback:
             raise
@@ -85,7 +86,7 @@ def baseline_gflops(base: RunConfig, image_size: int) -> float:
     """GFLOPs of the budget's reference: the base backbone at ``image_size``, no SCRA."""
     from fgmodel import flops
 
-    return float(flops.baseline(base.model, base.num_classes, image_size=image_size).gflops)
+    return float(flops.baseline(base.model, head_size(base), image_size=image_size).gflops)
 
 
 def measure_fn() -> Measure:
@@ -93,7 +94,7 @@ def measure_fn() -> Measure:
     from fgmodel import flops
 
     def measure(cfg: RunConfig) -> tuple[float, int]:
-        cost = flops.measure(cfg.model, cfg.num_classes, cfg.data.image_size)
+        cost = flops.measure(cfg.model, head_size(cfg), cfg.data.image_size)
         return float(cost.gflops), int(cost.params)
 
     return measure

@@ -19,6 +19,7 @@ from fgmodel.config import (
     to_dict,
     unflatten,
 )
+from fgmodel.data import head_size
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -43,7 +44,7 @@ def test_round_trip_keeps_types(tmp_path):
     cfg = RunConfig().replace(**{"model.scra_stages": [1, 3], "optim.lr": 3e-4, "model.num_classes": 12})
     dump_yaml(cfg, tmp_path / "c.yaml")
     back = load_yaml(tmp_path / "c.yaml")
-    assert back == cfg and back.model.scra_stages == (1, 3) and back.num_classes == 12
+    assert back == cfg and back.model.scra_stages == (1, 3) and back.model.num_classes == 12
 
 
 @pytest.mark.parametrize("section, values, field", [
@@ -55,7 +56,6 @@ def test_round_trip_keeps_types(tmp_path):
     ("model", {"scra_stages": [0, 4]}, "model.scra_stages"),
     ("optim", {"epochs": True}, "optim.epochs"),
     ("model", {"scra_kernel": 2}, "model.scra_kernel"),
-    ("data", {"task": "imagenet"}, "data.task"),
     ("optim", {"micro_batch": 0}, "optim.micro_batch"),
     ("optim", {"micro_batch": 2.5}, "optim.micro_batch"),
     ("optim", {"seed": -1}, "optim.seed"),
@@ -87,8 +87,16 @@ def test_replace_copies_and_validates():
 
 
 def test_num_classes_comes_from_the_task_unless_set():
-    assert RunConfig().replace(**{"data.task": "cub_aircraft"}).num_classes == 300
-    assert RunConfig().replace(**{"data.task": "foodx", "model.num_classes": 10}).num_classes == 10
+    assert head_size(RunConfig().replace(**{"data.task": "cub_aircraft"})) == 300
+    assert head_size(RunConfig().replace(**{"data.task": "foodx", "model.num_classes": 10})) == 10
+
+
+def test_an_unknown_task_fails_where_the_run_is_built_naming_data_task():
+    """The config type knows no tasks; the task table checks them when a run takes its head size."""
+    cfg = RunConfig().replace(**{"data.task": "imagenet", "model.num_classes": 10})
+    with pytest.raises(ConfigError, match=r"^data\.task: unknown task 'imagenet'; known: .*cub") as info:
+        head_size(cfg)
+    assert info.value.field == "data.task"
 
 
 def test_config_error_survives_pickling():

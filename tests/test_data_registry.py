@@ -1,7 +1,8 @@
-"""The task table: filled by each loader module's decorator, free of import cycles, readable without torch."""
+"""The task table: filled by each loader module's decorator, the head size of a run, readable without torch.
 
-import ast
-import graphlib
+Its import cycles are checked with every other module's, in tests/test_imports.py.
+"""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,17 @@ import pytest
 
 import fgmodel.data
 from fgmodel.config import ConfigError, RunConfig
-from fgmodel.data import NUM_CLASSES, TaskData, _registry, cub, get_task, load_task, register_task, task_names
+from fgmodel.data import (
+    NUM_CLASSES,
+    TaskData,
+    _registry,
+    cub,
+    get_task,
+    head_size,
+    load_task,
+    register_task,
+    task_names,
+)
 
 PAPER_HEADS = {"cub": 200, "cub_aircraft": 300, "foodx": 251, "demo": 20}
 
@@ -28,7 +39,7 @@ def test_aircraft_alone_is_loadable_but_no_run_task():
         NUM_CLASSES["aircraft"]
     known = "cub, cub_aircraft, demo, foodx"
     with pytest.raises(ConfigError, match=f"^data.task: unknown task 'aircraft'; known: {known}$"):
-        RunConfig().replace(**{"data.task": "aircraft"})
+        head_size(RunConfig().replace(**{"data.task": "aircraft"}))
 
 
 def test_a_registered_task_reaches_the_config(monkeypatch):
@@ -39,7 +50,7 @@ def test_a_registered_task_reaches_the_config(monkeypatch):
         return TaskData([], [], ["a", "b", "c"])
 
     assert load_task("toy", ".").classes == ["a", "b", "c"] and task_names()[-1] == "toy"
-    assert RunConfig().replace(**{"data.task": "toy"}).num_classes == 3  # NUM_CLASSES is a live view
+    assert head_size(RunConfig().replace(**{"data.task": "toy"})) == 3  # NUM_CLASSES is a live view
     with pytest.raises(ValueError, match="^task 'toy' is already registered"):
         register_task("toy", num_classes=4, description="again")(load)
     assert get_task("toy").num_classes == 3
@@ -54,66 +65,10 @@ def test_torch_names_load_on_first_use_and_unknown_names_fail():
         from fgmodel.data import nope  # noqa: F401
 
 
-def _is_type_checking(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-
-
-def _import_graph(folder: Path, package: str) -> dict[str, set[str]]:
-    """Module -> the modules of `package` it imports anywhere, function bodies included.
-
-    ``from package import x`` is an edge to the submodule x when x.py exists, else to the
-    package itself (its __init__); imports under ``if TYPE_CHECKING:`` never run. The names
-    an ``__init__`` loads lazily (its ``_LAZY`` table: name -> submodule) are edges too.
-    """
-    graph: dict[str, set[str]] = {}
-    for path in sorted(folder.glob("*.py")):
-        module = package if path.stem == "__init__" else f"{package}.{path.stem}"
-        tree = ast.parse(path.read_text(), str(path))
-        skipped = {id(n) for node in ast.walk(tree) if _is_type_checking(node) for n in ast.walk(node)}
-        edges: set[str] = set()
-        for node in ast.walk(tree):
-            if id(node) in skipped:
-                continue
-            if isinstance(node, ast.Import):
-                edges.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = package if node.level else node.module or ""
-                if node.level and node.module:
-                    base = f"{package}.{node.module}"
-                for alias in node.names:
-                    sub = f"{base}.{alias.name}"
-                    edges.add(sub if base == package and (folder / f"{alias.name}.py").is_file() else base)
-            elif path.stem == "__init__" and isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "_LAZY":
-                edges.update(f"{package}.{sub}" for sub in ast.literal_eval(node.value).values())
-        graph[module] = {e for e in edges if (e == package or e.startswith(package + ".")) and e != module}
-    return graph
-
-
-def test_no_module_of_fgmodel_data_imports_one_that_imports_it_back():
-    graph = _import_graph(Path(fgmodel.data.__file__).parent, "fgmodel.data")
-    # the parser sees module-level, function-level and lazy imports
-    assert {"fgmodel.data.cub", "fgmodel.data.aircraft"} <= graph["fgmodel.data.cub_aircraft"]
-    assert {"fgmodel.data.loader", "fgmodel.data.images", "fgmodel.data.demo"} <= graph["fgmodel.data"]
-    assert "fgmodel.data._registry" in graph["fgmodel.data.download"]
-    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
-
-
-def test_the_cycle_check_sees_a_function_level_cycle(tmp_path: Path):
-    (tmp_path / "__init__.py").write_text("_LAZY = {'thing': 'b'}\n")
-    (tmp_path / "a.py").write_text("def f():\n    from pkg import b\n")
-    (tmp_path / "b.py").write_text("from typing import TYPE_CHECKING\n"
-                                   "if TYPE_CHECKING:\n    import pkg\n"  # never runs: not an edge
-                                   "from pkg.a import f\n")
-    graph = _import_graph(tmp_path, "pkg")
-    assert graph == {"pkg": {"pkg.b"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}}
-    with pytest.raises(graphlib.CycleError):
-        graphlib.TopologicalSorter(graph).prepare()
-
-
 _HEAVY = """
 import sys
 import fgmodel.config, fgmodel.data
-fgmodel.config.RunConfig().replace(**{"data.task": "cub"})
+assert fgmodel.data.head_size(fgmodel.config.RunConfig().replace(**{"data.task": "cub"})) == 200
 print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "timm"}))
 fgmodel.data.build_loaders
 print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision", "timm"}))

@@ -19,7 +19,7 @@ from fgmodel import checkpoint
 from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, to_device
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
-from fgmodel.data import DEMO_PROFILE
+from fgmodel.data import DEMO_PROFILE, head_size
 from fgmodel.fit import EpochReport, fit
 from fgmodel.train import final_config
 
@@ -204,7 +204,7 @@ def test_final_config_keeps_an_exported_config_as_is_but_for_test_eval():
     cfg, notes = final_config(exported)
     assert notes == [] and cfg == exported.replace(**{"data.eval_on": "test"})
     moved, _ = final_config(exported, task="cub")
-    assert moved.model.num_classes is None and moved.num_classes == 200
+    assert moved.model.num_classes is None and head_size(moved) == 200
 
 
 # --- fit and the CLI on the demo task --------------------------------------------------------
@@ -412,7 +412,12 @@ def test_cli_rejects_bad_input_in_one_line_before_training(tmp_path: Path, capsy
     assert capsys.readouterr().err == "error: --resume needs --output, the folder of the run to continue\n"
     assert train_mod.main(["--config", "paper_best", "--resume", "--output", "run"]) == 2
     assert capsys.readouterr().err == "error: nothing to resume: run/last.pt does not exist\n"
-    assert list(tmp_path.iterdir()) == [bad]  # no run folder
+    untrainable = tmp_path / "aircraft.yaml"
+    untrainable.write_text("data:\n  task: aircraft\n")  # loadable and checkable, no run task
+    assert train_mod.main(["--config", str(untrainable), "--seeds", "2"]) == 2
+    known = "cub, cub_aircraft, demo, foodx"
+    assert capsys.readouterr().err == f"error: data.task: unknown task 'aircraft'; known: {known}\n"
+    assert sorted(tmp_path.iterdir()) == [untrainable, bad]  # no run folder
 
 
 def test_cli_ctrl_c_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):

@@ -8,7 +8,8 @@ CLI: ``python -m fgmodel.data download|check TASK --root DIR``.
 
 Importing this package fills the task table (each loader module registers its task) but
 loads no torch: the names that need it (`build_loaders`, `ImageDataset`, ...) are imported
-on first use (PEP 562), so `fgmodel.config` can validate task names cheaply.
+on first use (PEP 562), so a study spec checks its task and `head_size` resolves a run's
+class count cheaply.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from fgmodel.data._registry import (
     TaskData,
     TaskSpec,
     get_task,
+    head_size,
     load_task,
     register_task,
+    task_classes,
     task_names,
 )
 from fgmodel.data.demo import DEMO_PROFILE
@@ -79,10 +82,12 @@ __all__ = [
     "build_loaders",
     "collate",
     "get_task",
+    "head_size",
     "load_image",
     "load_task",
     "register_task",
     "split_train_val",
+    "task_classes",
     "task_names",
     "task_splits",
 ]

@@ -3,7 +3,9 @@
 Each loader module registers its task where its `load` is defined (``@register_task``,
 the way timm's ``@register_model`` works), with its class count and official archives;
 `fgmodel.data` imports every loader module, so importing it fills the table. This module
-imports nothing of `fgmodel`, so loaders import it without a cycle.
+imports nothing of `fgmodel` but the config (which imports nothing of `fgmodel`), so
+loaders import it without a cycle. A run's head size is resolved here (`head_size`), where
+the tasks are known, not on the config type.
 
 Every loader returns plain lists of `Sample` (path, label, rows to crop off the bottom),
 so splitting, checking and loading never depend on which archive a sample came from.
@@ -17,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
+
+from fgmodel.config import ConfigError, RunConfig
 
 
 class Sample(NamedTuple):
@@ -134,8 +138,25 @@ class _HeadSizes(Mapping[str, int]):
         return repr(dict(self))
 
 
-# What a RunConfig / study spec validates `task` against and takes the head size from.
+# What a run's ``data.task`` / a study spec's ``task`` is checked against and takes the head size from.
 NUM_CLASSES: Mapping[str, int] = _HeadSizes()
+
+
+def task_classes(task: str) -> int:
+    """The class count of a task a run may train on; any other raises `ConfigError` naming ``data.task``."""
+    if task not in NUM_CLASSES:
+        raise ConfigError("data.task", f"unknown task {task!r}; known: {', '.join(NUM_CLASSES)}")
+    return NUM_CLASSES[task]
+
+
+def head_size(cfg: RunConfig) -> int:
+    """The classifier width of `cfg`: ``model.num_classes`` when set, else its task's class count.
+
+    Its task is checked either way, so a config naming no trainable task fails wherever it
+    is trained, measured or searched (`ConfigError`, ``data.task``).
+    """
+    classes = task_classes(cfg.data.task)
+    return cfg.model.num_classes or classes
 
 
 def read_rows(path: Path, form: str = "<id> <value>") -> list[tuple[int, str, str]]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 
-from fgmodel.data._registry import Sample, load_task
+from fgmodel.config import RunConfig
+from fgmodel.data._registry import Sample, head_size, load_task
 from fgmodel.data.cache import CachedDataset
 from fgmodel.data.images import EpochSampler, ImageDataset, collate
 from fgmodel.data.split import split_train_val
-
-if TYPE_CHECKING:  # only a type here: fgmodel.config imports fgmodel.data for the task table
-    from fgmodel.config import RunConfig
 
 PREFETCH_FACTOR = 4  # batches queued per worker: rides out slow files without much memory
 
@@ -21,7 +19,6 @@ PREFETCH_FACTOR = 4  # batches queued per worker: rides out slow files without m
 class Loaders(NamedTuple):
     train: DataLoader
     eval: DataLoader
-    num_classes: int
 
 
 def task_splits(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
@@ -67,8 +64,8 @@ def build_loaders(
     """
     from fgmodel.augment import build_transforms
 
+    num_classes = head_size(cfg)  # first: an untrainable task is a ConfigError, not a missing dataset
     train_samples, eval_samples = task_splits(cfg)
-    num_classes = cfg.num_classes
     top = max(s.label for s in train_samples + eval_samples)
     if top >= num_classes:
         raise ValueError(f"task {cfg.data.task} has label {top} but the head has {num_classes} classes")
@@ -87,5 +84,4 @@ def build_loaders(
     return Loaders(
         train=_loader(dataset(train_samples, train_tf), batch, True, workers, pin, cfg.optim.seed),
         eval=_loader(dataset(eval_samples, eval_tf), batch, False, workers, pin, cfg.optim.seed),
-        num_classes=num_classes,
     )
