@@ -1,9 +1,10 @@
-"""What a confirmation trains and what its records say (`search.confirm` runs it).
+"""What a confirmation trains and what its records say; `search.confirm` runs it.
 
-Plain functions on the search's trials and the confirm study's records, testable on
-hand-made ones: which trials to confirm (`choose_candidates`), which (trial, seed) runs
-are still to train (`plan`) and with which config (`run_config`), and the confirmed means,
-their front and picks (`summarize`), which the report and the export read.
+Plain functions on the search's trials and the confirm study's records, so tests run them
+on hand-made ones and the report and the export read confirmations without the run
+module: which trials to confirm (`choose_candidates`), which (trial, seed) runs remain
+(`plan`) and with which config (`run_config`), and the confirmed means with their front
+and picks (`summarize`).
 """
 
 from __future__ import annotations
@@ -200,7 +201,5 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
             vs_baseline=stats.paired_difference(seeds, runs[baseline]) if baseline is not None else None,
         )
     means = [stats.Point(p.number, p.top1.mean, p.gflops, p.feasible) for p in points.values()]
-    front = [p.number for p in stats.front(means)]
-    picks = {how: stats.pick(means, how).number for how in stats.PICKS} if front else {}
     verdict = stats.verdict({n: p.runs for n, p in points.items() if p.feasible}, baseline)
-    return Confirmed(points, baseline, front, picks, verdict)
+    return Confirmed(points, baseline, [p.number for p in stats.front(means)], stats.picks(means), verdict)

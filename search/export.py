@@ -4,21 +4,12 @@
     python -m search.export --study studies/foodx --pick knee --out best.yaml
     python -m search.export --study studies/foodx --trial 17 --out best.yaml
 
-The config is the trial's own ``config`` user attr (the one the trial trained with), with
+The config is the one the trial trained with (its ``config`` user attr), set to
 ``data.eval_on = "test"``: final training uses all of train and reports test accuracy.
-Picks (`search.stats`) choose on a Pareto front:
-
-- ``max-acc``: the front's most accurate trial (the most expensive point of the front).
-- ``knee``: the point where extra GFLOPs stop buying accuracy, i.e. the front point
-  farthest above the straight line joining the front's extremes (cheapest, most
-  accurate), with GFLOPs and accuracy each scaled to [0, 1] over the front. With fewer
-  than three points, or none above that line, it is the max-acc trial.
-
-When `search.confirm` has re-trained trials with new seeds, the front is that of their
-mean top-1 (within the budget), so the pick rests on means rather than on the luckiest
-single run; otherwise it is the search's front (`search.pareto.pareto_front`) of single
-runs, and the command warns once that it is. The YAML's first lines say which numbers
-the pick rests on.
+A pick (`search.stats.pick`) rests on the confirmed means when `search.confirm` has
+re-trained trials with new seeds, so the luckiest single run does not win; otherwise on
+the search's own front of single runs, and the command warns that it does. The YAML's
+first line says which numbers the choice rests on.
 """
 
 from __future__ import annotations
@@ -39,18 +30,10 @@ from search import attrs, pareto, stats
 from search.confirmed import Confirmed, summarize
 from search.studydir import STUDY_ERRORS, add_study_arguments, load_confirm_study, load_study
 
-PICKS = stats.PICKS
 
-
-def _on_points(front: Sequence[FrozenTrial], pick: str) -> FrozenTrial:
-    """`search.stats.pick` on the single runs of ``front`` (feasible trials, none dominated)."""
-    points = [stats.Point(t.number, float(t.values[0]), float(t.values[1])) for t in front]
-    return front[points.index(stats.pick(points, pick))]
-
-
-def pick_knee(front: Sequence[FrozenTrial]) -> FrozenTrial:
-    """`search.stats.pick_knee` on the trials' single runs."""
-    return _on_points(front, "knee")
+def single_run_picks(front: Sequence[FrozenTrial]) -> dict[str, int]:
+    """Pick -> trial number on the search's own front of single runs: the picks when nothing is confirmed."""
+    return stats.picks([stats.Point(t.number, float(t.values[0]), float(t.values[1])) for t in front])
 
 
 @dataclass(frozen=True)
@@ -66,29 +49,29 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
 
     ``confirm``: the study's ``<name>:confirm`` study; with confirmed runs, picks are on their means.
     """
-    trials = study.get_trials(deepcopy=False)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     confirmed = summarize(study, confirm)
     if trial is not None:
-        found = [t for t in trials if t.number == trial]
-        if not found:
+        found = trials.get(trial)
+        if found is None:
             raise ValueError(f"trial {trial} does not exist (study {study.study_name!r} has {len(trials)} trials)")
-        if found[0].state != TrialState.COMPLETE:
-            reason = found[0].user_attrs.get(attrs.REASON) or found[0].user_attrs.get(attrs.ERROR) or ""
+        if found.state != TrialState.COMPLETE:
+            reason = found.user_attrs.get(attrs.REASON) or found.user_attrs.get(attrs.ERROR) or ""
             reason = f" ({reason})" if reason else ""
-            raise ValueError(f"trial {trial} is {found[0].state.name}{reason}, not COMPLETE: "
+            raise ValueError(f"trial {trial} is {found.state.name}{reason}, not COMPLETE: "
                              f"only fully trained trials export")
-        return Choice(found[0], f"trial {trial} chosen by number: {_numbers(study, found[0], confirmed)}", False)
-    if pick not in PICKS:
-        raise ValueError(f"unknown pick {pick!r} (known: {', '.join(PICKS)})")
+        return Choice(found, f"trial {trial} chosen by number: {_numbers(study, found, confirmed)}", False)
+    if pick not in stats.PICKS:
+        raise ValueError(f"unknown pick {pick!r} (known: {', '.join(stats.PICKS)})")
     if confirmed and confirmed.picks:
-        chosen = {t.number: t for t in trials}[confirmed.picks[pick]]
+        chosen = trials[confirmed.picks[pick]]
         return Choice(chosen, f"picked by {pick} on confirmed means: {_numbers(study, chosen, confirmed)}", False)
-    if not any(t.state == TrialState.COMPLETE for t in trials):
+    if not any(t.state == TrialState.COMPLETE for t in trials.values()):
         raise ValueError(f"study {study.study_name!r} has no COMPLETE trials yet ({len(trials)} trials)")
     front = pareto.pareto_front(study)
     if not front:
         raise ValueError("no COMPLETE trial is within the FLOPs budget; choose one with --trial N")
-    chosen = _on_points(front, pick)
+    chosen = trials[single_run_picks(front)[pick]]
     return Choice(chosen, f"picked by {pick} on single runs (not confirmed): {_numbers(study, chosen, None)}", True)
 
 
@@ -105,25 +88,16 @@ def _numbers(study: optuna.Study, trial: FrozenTrial, confirmed: Confirmed | Non
     return f"val top-1 {top1:.2%}{se} from one run, {float(trial.values[1]):.4g} GFLOPs (trial {trial.number})"
 
 
-def trial_config(trial: FrozenTrial) -> RunConfig:
-    if attrs.CONFIG not in trial.user_attrs:
-        raise ValueError(f"trial {trial.number} has no {attrs.CONFIG!r} user attr (not written by search.run?)")
-    return from_dict(trial.user_attrs[attrs.CONFIG])
-
-
-def export(study: optuna.Study, out_path: str | Path, trial: int | None = None, pick: str = "max-acc",
-           confirm: optuna.Study | None = None) -> RunConfig:
-    """Write the chosen trial's config, set to evaluate on the test set, to ``out_path``."""
-    choice = choose(study, trial, pick, confirm)
-    config = trial_config(choice.trial).replace(**{"data.eval_on": "test"})
-    write_config(config, out_path, choice.basis)
-    return config
-
-
-def write_config(config: RunConfig, out_path: str | Path, basis: str = "") -> None:
+def export(choice: Choice, out_path: str | Path) -> RunConfig:
+    """Write the chosen trial's config, set to evaluate on the test set, to ``out_path`` under its basis."""
+    user = choice.trial.user_attrs
+    if attrs.CONFIG not in user:
+        raise ValueError(f"trial {choice.trial.number} has no {attrs.CONFIG!r} user attr (not written by search.run?)")
+    config = from_dict(user[attrs.CONFIG]).replace(**{"data.eval_on": "test"})
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, out_path, header=f"# {basis}\n" if basis else "")
+    dump_yaml(config, out_path, header=f"# {choice.basis}\n")
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export this trial number")
-    which.add_argument("--pick", choices=PICKS, default="max-acc",
+    which.add_argument("--pick", choices=stats.PICKS, default="max-acc",
                        help="choose from the Pareto front, of the confirmed means when there are any "
                             "(default: max-acc)")
     parser.add_argument("--out", default="best.yaml", help="output YAML (default: best.yaml)")
@@ -144,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if choice.single_runs:
             print(f"warning: nothing is confirmed, so the pick rests on single runs (the luckiest run tends to "
                   f"win); confirm the front first: python -m search.confirm --study {args.study}", file=sys.stderr)
-        write_config(trial_config(choice.trial).replace(**{"data.eval_on": "test"}), args.out, choice.basis)
+        export(choice, args.out)
         print(f"{choice.basis} -> {args.out}")
         print(f"final training (all of train, test eval): python -m fgmodel.train --config {args.out}")
 

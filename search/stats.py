@@ -1,24 +1,11 @@
-"""How much of a difference in validation top-1 is noise: estimates across seeds, paired differences, picks on means.
+"""How much of a difference in validation top-1 is noise, and the picks on a front of single runs or means.
 
 Pure functions over plain numbers (accuracies are fractions in [0, 1]), so the report, the
-export and the tests share one definition of every figure.
-
-What the figures measure. ``search.confirm`` trains a config again with N seeds (initial
-weights, data order, augmentation) on the *same* validation split. The standard error
-across those seeds (sample standard deviation / sqrt(N)) is the training noise on that
-split. A point that ran once has no such figure; what it has is the binomial standard
-error of a top-1 measured on n images, sqrt(p (1 - p) / n): the noise of the split's
-draw of images, which no number of seeds removes.
-
-The rule for "cannot be told apart" (`told_apart`): two configs trained on the same seeds
-differ when the mean of their paired differences (A_s - B_s over the seeds s both have)
-is more than ``TOLD_APART_SE`` = 2 standard errors of those differences away from zero.
-Pairing cancels what a seed does to both (the same head initialisation, order and
-augmentation draws), so it is sharper than comparing two means +- 2 SE. With fewer than
-two shared seeds there is no standard error, and nothing can be told apart. This is a
-rule of thumb, not a test: with 3 seeds, +- 2 SE is about an 82 % interval of Student's
-t with 2 degrees of freedom, so "told apart" is lenient and "cannot be told apart" is a
-warning worth heeding.
+export and the confirmation share one definition of every figure. Two noises differ and
+are kept apart: a config trained again with N seeds on the *same* validation split
+(`search.confirm`) has the standard error across seeds, the training noise; a single run
+has only the binomial standard error of a top-1 on n images (`binomial_se`), the noise of
+the split's draw of images, which no number of seeds removes.
 """
 
 from __future__ import annotations
@@ -33,8 +20,8 @@ from search.pareto import nondominated_fronts
 TOLD_APART_SE = 2.0
 PICKS = ("max-acc", "knee")
 
-__all__ = ["Estimate", "Point", "binomial_se", "front", "mean_se", "paired_difference", "pick", "pick_knee",
-           "pick_max_acc", "told_apart", "verdict"]
+__all__ = ["PICKS", "Estimate", "Point", "binomial_se", "front", "mean_se", "paired_difference", "pick", "picks",
+           "told_apart", "verdict"]
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Estimate:
@@ -50,7 +37,14 @@ def binomial_se(p: float, n: int) -> float:
 
 
 def told_apart(difference: Estimate, k: float = TOLD_APART_SE) -> bool:
-    """True when a paired difference is more than ``k`` standard errors from zero (needs n >= 2)."""
+    """True when a paired difference is more than ``k`` standard errors from zero (needs n >= 2).
+
+    Pairing (A_s - B_s over the seeds both configs ran) cancels what a seed does to both
+    (the same head initialisation, data order and augmentation draws), so it is sharper
+    than comparing two means +- 2 SE. A rule of thumb, not a test: with 3 seeds, +- 2 SE is
+    about an 82 % interval of Student's t with 2 degrees of freedom, so "told apart" is
+    lenient and "cannot be told apart" is a warning worth heeding.
+    """
     return difference.n >= 2 and abs(difference.mean) > k * difference.se
 
 
@@ -79,12 +73,12 @@ def front(points: Sequence[Point]) -> list[Point]:
     return sorted(on_front, key=lambda p: (p.gflops, -p.top1, p.number))
 
 
-def pick_max_acc(points: Sequence[Point]) -> Point:
+def _max_acc(points: Sequence[Point]) -> Point:
     """Highest top-1; ties go to fewer GFLOPs, then the earlier trial."""
     return max(points, key=lambda p: (p.top1, -p.gflops, -p.number))
 
 
-def pick_knee(points: Sequence[Point]) -> Point:
+def _knee(points: Sequence[Point]) -> Point:
     """Where extra GFLOPs stop buying accuracy: the point farthest above the chord of the extremes.
 
     The chord joins the cheapest and the most accurate point, with GFLOPs and top-1 each
@@ -92,7 +86,7 @@ def pick_knee(points: Sequence[Point]) -> Point:
     in either objective or no point above the chord, it is the max-acc point.
     """
     points = list(points)
-    best = pick_max_acc(points)
+    best = _max_acc(points)
     if len(points) < 3:
         return best
     g = [p.gflops for p in points]
@@ -110,13 +104,22 @@ def pick_knee(points: Sequence[Point]) -> Point:
 
 
 def pick(points: Sequence[Point], how: str) -> Point:
-    """``how`` in `PICKS`, on the front of ``points``; ValueError when no point is feasible."""
+    """The ``how`` pick on the front of ``points``; ValueError when no point is feasible.
+
+    ``max-acc``: the front's most accurate point (its most expensive). ``knee``: where
+    extra GFLOPs stop buying accuracy (`_knee`).
+    """
     if how not in PICKS:
         raise ValueError(f"unknown pick {how!r} (known: {', '.join(PICKS)})")
     on_front = front(points)
     if not on_front:
         raise ValueError("no point is within the FLOPs budget")
-    return pick_max_acc(on_front) if how == "max-acc" else pick_knee(on_front)
+    return _max_acc(on_front) if how == "max-acc" else _knee(on_front)
+
+
+def picks(points: Sequence[Point]) -> dict[str, int]:
+    """Every pick in `PICKS` -> its trial number; empty when no point is feasible."""
+    return {how: pick(points, how).number for how in PICKS} if any(p.feasible for p in points) else {}
 
 
 # -- the plain sentence ----------------------------------------------------------------------

@@ -55,29 +55,14 @@ def make_study(design=DESIGN, storage=None, name="export") -> optuna.Study:
 def test_picks_and_yaml_round_trip(tmp_path, pick, number):
     study = make_study()
     out = tmp_path / "sub" / "best.yaml"
-    config = export.export(study, out, pick=pick)
+    config = export.export(export.choose(study, pick=pick), out)
     expected = from_dict(study.trials[number].user_attrs["config"]).replace(**{"data.eval_on": "test"})
     assert config == expected and config.model.dropout == number / 20
     assert load_yaml(out) == expected and expected.data.eval_on == "test"
 
 
 def test_explicit_trial_may_be_off_the_front(tmp_path):
-    assert export.export(make_study(), tmp_path / "t.yaml", trial=3).model.dropout == 0.15
-
-
-def _front(points):
-    return [create_trial(values=[a, g]) for a, g in points]
-
-
-def test_knee_falls_back_to_max_acc():
-    two = _front([(0.5, 1.0), (0.9, 2.0)])
-    assert export.pick_knee(two) is two[1]
-    line = _front([(0.5, 1.0), (0.7, 1.5), (0.9, 2.0)])  # nothing above the chord
-    assert export.pick_knee(line) is line[2]
-    convex = _front([(0.5, 1.0), (0.6, 1.8), (0.9, 2.0)])  # below the chord only
-    assert export.pick_knee(convex) is convex[2]
-    bent = _front([(0.5, 1.0), (0.6, 1.2), (0.85, 1.5), (0.9, 2.0)])
-    assert export.pick_knee(bent) is bent[2]
+    assert export.export(export.choose(make_study(), trial=3), tmp_path / "t.yaml").model.dropout == 0.15
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -149,7 +134,7 @@ def test_pick_rests_on_the_confirmed_means(tmp_path, pick):
     study = make_study(storage=storage)
     assert export.choose(study, pick="max-acc").trial.number == 4  # single runs
     out = tmp_path / "best.yaml"
-    config = export.export(study, out, pick=pick, confirm=add_confirmation(study, storage))
+    config = export.export(export.choose(study, pick=pick, confirm=add_confirmation(study, storage)), out)
     assert config.model.dropout == 2 / 20  # trial 2, the best mean
     assert out.read_text().splitlines()[0] == (
         f"# picked by {pick} on confirmed means: mean val top-1 86.00% +- 0.58 over 3 seeds, 1.04 GFLOPs (trial 2)")
@@ -159,11 +144,11 @@ def test_pick_rests_on_the_confirmed_means(tmp_path, pick):
 def test_header_of_a_single_run_pick_and_of_a_trial(tmp_path):
     study = make_study()
     study.set_user_attr("val_images", 400)
-    export.export(study, tmp_path / "a.yaml", pick="knee")  # trial 1: 0.80 -> sqrt(0.8 * 0.2 / 400) = 2.00 pp
+    export.export(export.choose(study, pick="knee"), tmp_path / "a.yaml")  # 1: 0.80 -> sqrt(.8 * .2 / 400) = 2 pp
     assert (tmp_path / "a.yaml").read_text().splitlines()[0] == (
         "# picked by knee on single runs (not confirmed): val top-1 80.00% +- 2.00 (binomial, 400 validation "
         "images) from one run, 1.01 GFLOPs (trial 1)")
-    export.export(study, tmp_path / "b.yaml", trial=3)
+    export.export(export.choose(study, trial=3), tmp_path / "b.yaml")
     assert (tmp_path / "b.yaml").read_text().startswith("# trial 3 chosen by number: val top-1 84.00% +- 1.83")
 
 

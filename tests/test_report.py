@@ -13,7 +13,7 @@ from optuna.trial import TrialState, create_trial
 import spaces
 from fgmodel.config import RunConfig, to_dict
 from fgmodel.data import DEMO_PROFILE
-from search import budget, confirmed, pareto, report, studydir
+from search import budget, confirmed, pareto, report, report_figure, studydir
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,7 +118,7 @@ def test_html_draws_each_kind_apart(tmp_path):
 
 def test_front_trace_is_joined_cheapest_first():
     front = pareto.pareto_front(make_study())
-    fig = report.pareto_figure(make_study(), front)
+    fig = report_figure.pareto_figure(make_study(), front)
     (trace,) = [t for t in fig.data if t.name.startswith("Pareto front")]
     assert trace.mode == "lines+markers"
     assert list(trace.x) == [0.1, 0.1003, 0.103] and list(trace.y) == [0.5, 0.56, 0.6]
@@ -201,7 +201,8 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
                                         "max-acc,", "knee"]
     assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
 
-    fig = report.pareto_figure(study, pareto.pareto_front(study), confirmed.summarize(study, study_confirm(storage)))
+    summary = confirmed.summarize(study, study_confirm(storage))
+    fig = report_figure.pareto_figure(study, pareto.pareto_front(study), summary)
     (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
     assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
     assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])

@@ -159,7 +159,7 @@ def test_existing_study_needs_resume_or_name(tiny_search):
 def test_export_then_final_training_runs(tiny_search, tmp_path):
     _, outcome = tiny_search
     out = tmp_path / "best.yaml"
-    cfg = export_mod.export(outcome.study, out, pick="max-acc")
+    cfg = export_mod.export(export_mod.choose(outcome.study, pick="max-acc"), out)
     assert load_yaml(out) == cfg and cfg.data.image_size == 32
     proc = subprocess.run(
         [sys.executable, "-m", "fgmodel.train", "--config", str(out), "--epochs", "1",

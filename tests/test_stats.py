@@ -57,7 +57,7 @@ def test_front_and_picks():
     assert stats.pick(POINTS, "max-acc").number == 4
     assert stats.pick(POINTS, "knee").number == 1
     equal = [Point(3, 0.5, 1.0), Point(2, 0.5, 1.0)]
-    assert [p.number for p in stats.front(equal)] == [2, 3] and stats.pick_max_acc(equal).number == 2
+    assert [p.number for p in stats.front(equal)] == [2, 3] and stats.pick(equal, "max-acc").number == 2
     with pytest.raises(ValueError, match="no point is within the FLOPs budget"):
         stats.pick([POINTS[5]], "knee")
     with pytest.raises(ValueError, match="unknown pick"):
@@ -65,11 +65,20 @@ def test_front_and_picks():
 
 
 def test_knee_falls_back_to_max_acc():
-    assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.9, 2.0)]).number == 1
-    assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.7, 1.5), Point(2, 0.9, 2.0)]).number == 2  # on the chord
-    assert stats.pick_knee([Point(0, 0.5, 1.0), Point(1, 0.6, 1.8), Point(2, 0.9, 2.0)]).number == 2  # below it
-    bent = [Point(0, 0.5, 1.0), Point(1, 0.6, 1.2), Point(2, 0.85, 1.5), Point(3, 0.9, 2.0)]
-    assert stats.pick_knee(bent).number == 2
+    def knee(*points):
+        return stats.pick([Point(n, a, g) for n, (a, g) in enumerate(points)], "knee").number
+
+    assert knee((0.5, 1.0), (0.9, 2.0)) == 1  # two points
+    assert knee((0.5, 1.0), (0.7, 1.5), (0.9, 2.0)) == 2  # on the chord
+    assert knee((0.5, 1.0), (0.6, 1.8), (0.9, 2.0)) == 2  # below it
+    assert knee((0.5, 1.0), (0.6, 1.2), (0.85, 1.5), (0.9, 2.0)) == 2  # above it: the knee
+    assert knee((0.5, 1.0), (0.5, 1.0), (0.5, 1.0)) == 0  # equal points, no spread: max-acc, the earliest
+
+
+def test_picks_of_every_kind_or_none():
+    assert stats.picks(POINTS) == {"max-acc": 4, "knee": 1}
+    assert stats.picks([POINTS[5]]) == {}  # nothing within the budget
+    assert stats.picks([]) == {}
 
 
 # trial -> seed -> top-1. Worked out:

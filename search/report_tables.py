@@ -1,0 +1,231 @@
+"""The report's numbers: trials.csv and pareto.csv as pandas frames, and the console tables.
+
+Every figure comes with its noise (`search.stats`). A COMPLETE trial is one run: its
+error is the binomial standard error of its top-1 on the validation split's n images
+(study attr ``val_images``). A trial `search.confirm` re-trained has its mean and the
+standard error across seeds, and its paired difference to the baseline. The picks
+(``max-acc``, ``knee``) are the ones export makes: on the confirmed means when there are
+any, else on the search's single runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from search import attrs, budget, stats
+from search.confirmed import Confirmed
+from search.export import single_run_picks
+from search.trials import gflops_of
+
+LEAD_COLUMNS = ["number", "state", "kind", "on_front", "val_top1", "val_top1_se", "best_val_top1", "gflops",
+                "vs_baseline"]
+# Per trial in trials.csv / pareto.csv: its confirmation (NaN / empty when it has none).
+CONFIRM_COLUMNS = ["confirm_seeds", "mean_top1", "mean_top1_se", "diff_vs_baseline", "diff_vs_baseline_se",
+                   "on_mean_front"]
+TABLE_COLUMNS = ["trial", "val_top1", "se", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
+                 "scra_kernel", "dropout", "l2sp_lambda", "lr"]
+CONFIRMED_COLUMNS = ["trial", "role", "seeds", "mean_top1", "se", "vs_baseline_pp", "diff_se_pp", "gflops",
+                     "on_front", "pick", "paper_row"]
+
+
+def best_curve(trial: FrozenTrial) -> float:
+    """The best validation top-1 of any epoch (NaN before the first): what an early-stopped trial reached."""
+    curve = trial.user_attrs.get(attrs.CURVE) or []
+    return float(max(curve)) if curve else math.nan
+
+
+def single_se(trial: FrozenTrial, val_images: int | None) -> float:
+    """The binomial standard error of a COMPLETE trial's one top-1 (NaN without a split size)."""
+    if trial.state != TrialState.COMPLETE or not trial.values or not val_images:
+        return math.nan
+    return stats.binomial_se(float(trial.values[0]), int(val_images))
+
+
+def kind(trial: FrozenTrial, front: set[int]) -> str:
+    """The ``kind`` column, and the plot's trace: ``front``, ``complete``, ``over_budget``, ``stopped_early`` ..."""
+    if trial.state == TrialState.COMPLETE:
+        if trial.number in front:
+            return "front"
+        return "complete" if budget.is_feasible(trial) else "complete_over_budget"
+    if trial.state == TrialState.PRUNED:
+        return "over_budget" if trial.user_attrs.get(attrs.OVER_BUDGET) else "stopped_early"
+    return trial.state.name.lower()
+
+
+def trials_frame(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: Confirmed | None = None) -> pd.DataFrame:
+    """One row per trial: Optuna's ``trials_dataframe`` (params, user attrs without their
+    ``user_attrs_`` prefix, the budget constraint) after the columns a reader sorts by."""
+    on_front = {t.number for t in front}
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return pd.DataFrame(columns=LEAD_COLUMNS + CONFIRM_COLUMNS)
+    val_images = study.user_attrs.get(attrs.VAL_IMAGES)
+    baseline = study.user_attrs.get(attrs.BASELINE_GFLOPS)
+    optuna_frame = study.trials_dataframe(attrs=("number", "state", "duration", "params", "user_attrs", "constraints"))
+    optuna_frame = optuna_frame.drop(columns=["number", "state", f"user_attrs_{attrs.CONFIG}"], errors="ignore")
+    optuna_frame = optuna_frame.rename(columns=_column_name)
+    optuna_frame["duration_s"] = optuna_frame.pop("duration").dt.total_seconds()
+    lead = pd.DataFrame({
+        "number": [t.number for t in trials],
+        "state": [t.state.name for t in trials],
+        "kind": [kind(t, on_front) for t in trials],
+        "on_front": [t.number in on_front for t in trials],
+        "val_top1": [float(t.values[0]) if t.state == TrialState.COMPLETE and t.values else math.nan for t in trials],
+        "val_top1_se": [single_se(t, val_images) for t in trials],
+        "best_val_top1": [best_curve(t) for t in trials],
+        "gflops": [gflops_of(t) for t in trials],
+        "vs_baseline": [gflops_of(t) / baseline - 1.0 if baseline else math.nan for t in trials],
+        "scra_stages": [json.dumps(t.user_attrs[attrs.CONFIG]["model"]["scra_stages"])
+                        if attrs.CONFIG in t.user_attrs else "" for t in trials],
+    })
+    lead = pd.concat([lead, _confirm_columns([t.number for t in trials], confirmed)], axis=1)
+    frame = pd.concat([lead, optuna_frame.drop(columns=[c for c in lead if c in optuna_frame])], axis=1)
+    # Lists (the curve) as JSON, so the CSV reads back with json.loads.
+    return frame.apply(lambda col: col.map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v))
+
+
+def _confirm_columns(numbers: Sequence[int], confirmed: Confirmed | None) -> pd.DataFrame:
+    points = confirmed.points if confirmed else {}
+    front = set(confirmed.front) if confirmed else set()
+    nan = math.nan
+
+    def diff(n: int) -> stats.Estimate | None:
+        return points[n].vs_baseline if n in points else None
+
+    return pd.DataFrame({
+        "confirm_seeds": [points[n].top1.n if n in points else 0 for n in numbers],
+        "mean_top1": [points[n].top1.mean if n in points else nan for n in numbers],
+        "mean_top1_se": [points[n].top1.se if n in points else nan for n in numbers],
+        "diff_vs_baseline": [d.mean if (d := diff(n)) else nan for n in numbers],
+        "diff_vs_baseline_se": [d.se if (d := diff(n)) else nan for n in numbers],
+        "on_mean_front": [n in front for n in numbers],
+    }, columns=CONFIRM_COLUMNS)
+
+
+def _column_name(column: str) -> str:
+    """``user_attrs_curve`` -> ``curve``; the model's size (user attr ``params``) -> ``model_params``."""
+    if column == f"user_attrs_{attrs.PARAMS}":
+        return "model_params"
+    if column == f"constraints_{budget.CONSTRAINT}":
+        return "budget_excess"
+    return column.removeprefix("user_attrs_")
+
+
+def pick_labels(picks: dict[str, int]) -> dict[int, str]:
+    """{"max-acc": 5, "knee": 4} -> {5: "max-acc", 4: "knee"}; one trial picked twice -> "max-acc, knee"."""
+    labels: dict[int, str] = {}
+    for how in stats.PICKS:
+        if how in picks:
+            n = picks[how]
+            labels[n] = f"{labels[n]}, {how}" if n in labels else how
+    return labels
+
+
+def pareto_frame(trials: pd.DataFrame, front: Sequence[FrozenTrial], confirmed: Confirmed | None) -> pd.DataFrame:
+    """pareto.csv: the rows of ``trials`` (`trials_frame`) on the front or confirmed, cheapest first, with the picks."""
+    picks = pick_labels(confirmed.picks if confirmed else single_run_picks(front))
+    by_number = trials.set_index("number", drop=False)
+    numbers = sorted({t.number for t in front} | set(confirmed.points if confirmed else ()),
+                     key=lambda n: (by_number.loc[n, "gflops"], n))
+    rows = by_number.loc[numbers].reset_index(drop=True) if numbers else trials.iloc[0:0]
+    return rows.assign(pick=[picks.get(n, "") for n in numbers])
+
+
+def front_table(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: Confirmed | None = None) -> pd.DataFrame:
+    """The front, cheapest first, with the config fields a reader compares.
+
+    Its picks are the single-run ones unless runs are confirmed: then they rest on the
+    means (`confirmed_table`) and this table has none.
+    """
+    baseline = study.user_attrs.get(attrs.BASELINE_GFLOPS)
+    val_images = study.user_attrs.get(attrs.VAL_IMAGES)
+    picks = {} if confirmed else pick_labels(single_run_picks(front))
+    rows = []
+    for t in front:
+        config = t.user_attrs.get(attrs.CONFIG) or {}
+        model, optim = config.get("model", {}), config.get("optim", {})
+        rows.append({
+            "trial": t.number,
+            "val_top1": t.values[0],
+            "se": single_se(t, val_images),
+            "gflops": t.values[1],
+            "vs_baseline": t.values[1] / baseline - 1.0 if baseline else math.nan,
+            "pick": picks.get(t.number, ""),
+            "paper_row": t.user_attrs.get(attrs.PAPER_ROW, ""),
+            "scra_stages": " ".join(map(str, model.get("scra_stages", []))) or "-",
+            "scra_kernel": model.get("scra_kernel"),
+            "dropout": model.get("dropout"),
+            "l2sp_lambda": optim.get("l2sp_lambda"),
+            "lr": optim.get("lr"),
+        })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def confirmed_table(confirmed: Confirmed) -> pd.DataFrame:
+    """One row per confirmed trial, cheapest first: mean and SE across seeds, paired difference to the baseline."""
+    labels = pick_labels(confirmed.picks)
+    rows = []
+    for p in sorted(confirmed.points.values(), key=lambda p: (p.gflops, -p.top1.mean, p.number)):
+        d = p.vs_baseline
+        rows.append({
+            "trial": p.number,
+            "role": p.role,
+            "seeds": p.top1.n,
+            "mean_top1": p.top1.mean,
+            "se": p.top1.se,
+            "vs_baseline_pp": 100 * d.mean if d and p.number != confirmed.baseline else math.nan,
+            "diff_se_pp": 100 * d.se if d and p.number != confirmed.baseline else math.nan,
+            "gflops": p.gflops,
+            "on_front": p.number in confirmed.front,
+            "pick": labels.get(p.number, ""),
+            "paper_row": p.paper_row or "",
+        })
+    return pd.DataFrame(rows, columns=CONFIRMED_COLUMNS)
+
+
+def _pct(v: float) -> str:
+    return "" if pd.isna(v) else f"{v:.2%}"
+
+
+def console_table(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: Confirmed | None = None) -> str:
+    """The front as text (or why there is none), then the confirmed trials and the verdict on them."""
+    counts = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    n_trials = sum(counts.values())
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    if not front:
+        return f"No COMPLETE trial within the budget yet, so no Pareto front ({n_trials} trials: {summary or 'none'})."
+    shown = front_table(study, front, confirmed)
+    shown["val_top1"] = shown["val_top1"].map("{:.2%}".format)
+    shown["se"] = shown["se"].map(_pct)
+    shown["gflops"] = shown["gflops"].map("{:.5g}".format)
+    shown["vs_baseline"] = shown["vs_baseline"].map(lambda v: "" if pd.isna(v) else f"{v:+.2%}")
+    shown["lr"] = shown["lr"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.2e}")
+    if confirmed:
+        shown = shown.drop(columns=["pick"])
+    val_images = study.user_attrs.get(attrs.VAL_IMAGES)
+    noise = f"; se: binomial, {val_images} validation images" if val_images else ""
+    text = f"Pareto front, {len(front)} of {n_trials} trials ({summary}), single runs{noise}:\n"
+    text += shown.to_string(index=False)
+    if confirmed:
+        text += "\n\n" + _format_confirmed(confirmed)
+    return text
+
+
+def _format_confirmed(confirmed: Confirmed) -> str:
+    shown = confirmed_table(confirmed)
+    shown["mean_top1"] = shown["mean_top1"].map(_pct)
+    shown["se"] = shown["se"].map(_pct)
+    shown["vs_baseline_pp"] = shown["vs_baseline_pp"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}")
+    shown["diff_se_pp"] = shown["diff_se_pp"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    shown["gflops"] = shown["gflops"].map("{:.5g}".format)
+    shown["on_front"] = shown["on_front"].map({True: "yes", False: ""})
+    head = (f"Confirmed, {len(shown)} trials (mean and se across seeds; vs_baseline_pp: paired difference to the "
+            f"baseline on the same seeds, in points; front and picks on the means):\n")
+    return head + shown.to_string(index=False) + "\n" + confirmed.verdict
