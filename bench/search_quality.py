@@ -155,9 +155,7 @@ def main() -> None:
         p.error(f"unknown methods {unknown} (known: {', '.join(METHODS)})" if unknown else "--seeds must be >= 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    import ray
-
-    from search.tuner import ray_init
+    from search.tuner import ray_session
 
     runs: list[Run] = []
     started = time.perf_counter()
@@ -165,8 +163,7 @@ def main() -> None:
         demo = spec.load("demo", {"trials": args.trials, "epochs": args.epochs, "image_size": args.image_size,
                                   "grace_period": args.grace_period, "data_root": args.data_root,
                                   "paper": args.paper}).replace(confirm=None)  # the search alone
-        owns_ray = ray_init(demo, verbose=False)  # one Ray for every search
-        try:
+        with ray_session(demo, verbose=False):  # one Ray for every search
             for seed in range(args.seeds):
                 for method in methods:
                     s = demo.replace(seed=seed, name=f"{method}-{seed}", study_dir=str(Path(tmp) / f"{method}-{seed}"),
@@ -176,9 +173,6 @@ def main() -> None:
                     runs.append(r)
                     print(f"{method:12s} seed {seed}: hypervolume {r.hv:.4f}, {r.train_seconds:.0f} train-s, "
                           f"{r.trained} trained, {r.complete} COMPLETE, {r.wall_seconds:.0f} s", flush=True)
-        finally:
-            if owns_ray:
-                ray.shutdown()
     print()
     print(f"demo task, {args.image_size} px, {args.epochs} epochs (first rung {args.grace_period}), "
           f"{args.trials} trained trials per search, "

@@ -10,7 +10,7 @@ fidelity (the study's epochs), on the same validation split:
   fewer, the next most accurate feasible COMPLETE trials (single-run top-1; ties go to
   fewer GFLOPs, then the earlier trial);
 - the paper's baseline row (the reference of every paired difference), in whatever state
-  the search left it (ASHA may have stopped it: confirmation trains it fully anyway);
+  the search left it (the scheduler may have stopped it: confirmation trains it fully anyway);
 - the best paper row: the most accurate feasible COMPLETE row other than the baseline.
 
 each with ``seeds`` new seeds: the study's seed + 1, + 2, ... as ``optim.seed`` (initial
@@ -18,14 +18,15 @@ weights, data order, augmentation), while ``data.split_seed`` keeps the study's 
 The search's own run is not one of them: it was selected for being high, so counting it
 would bias the mean upward.
 
-The runs are Ray trials with the spec's resources and concurrency. Each is a trial of a
-second study, ``<study>:confirm``, in the same storage (so optuna-dashboard shows it
+The runs are Ray trials run as the search's are (`search.tuner.run_trials`: the same
+trainable on the finished config, the spec's resources and concurrency). Each is a trial
+of a second study, ``<study>:confirm``, in the same storage (so optuna-dashboard shows it
 beside the search), with the same objectives and user attrs ``confirms`` (the search
 trial's number), ``seed``, ``config``, ``curve``, ``val_top1``, ``gflops`` and
 ``paper_row`` where it has one. Resume-safe: a (trial, seed) pair with a COMPLETE record,
 or a FAIL from a non-finite loss (a fixed seed diverges again), is not run again; a
 record left RUNNING by a killed process is failed ("driver died") and run again; Ctrl-C
-fails the runs in flight ("interrupted") and keeps the finished ones.
+fails the runs in flight ("interrupted") and keeps the finished ones (`search.resume`).
 
 This module runs a confirmation (the confirm study, Ray, the CLI); `search.confirmed`
 decides what to run and reads the records back (plain functions).
@@ -33,19 +34,18 @@ decides what to run and reads the records back (plain functions).
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from search import attrs, dashboard, pareto
+from search import attrs, pareto
 from search.confirmed import (
     NON_FINITE,
     Candidate,
@@ -56,32 +56,17 @@ from search.confirmed import (
     plan,
     run_config,
 )
+from search.live import LiveTrial
+from search.resume import fail_left_running
 
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3  # the confirm block's defaults (a key left out)
-
-def fail_left_running(confirm: optuna.Study, numbers: Sequence[int], reason: str = attrs.DRIVER_DIED) -> None:
-    from search.study import reopen
-
-    for frozen in confirm.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if frozen.number in numbers:
-            reopen(confirm, frozen).set_user_attr(attrs.REASON, reason)
-            confirm.tell(frozen.number, state=TrialState.FAIL)
-
-
-@dataclass
-class _Live:
-    trial: optuna.Trial
-    run: Run
-    curve: list[float] = field(default_factory=list)
-    error: str | None = None
-    non_finite: str | None = None
-
 
 class Recorder:
     """Keeps the confirm study in step with Ray: a RUNNING record per started run, its curve, then COMPLETE or FAIL.
 
-    Driven by Ray Tune's callback hooks in the driver process (see `_tune`); plain methods,
-    so tests drive it without Ray.
+    Driven by Ray Tune's callback hooks in the driver process (see `_callback`); plain
+    methods, so tests drive it without Ray. A run's reports are followed by the search's
+    own `search.live.LiveTrial` (the curve, and Ray's retries starting over).
     """
 
     def __init__(self, confirm: optuna.Study, candidates: Sequence[Candidate],
@@ -92,7 +77,8 @@ class Recorder:
         self.configs = configs
         self.epochs = epochs
         self.log = log
-        self.live: dict[str, _Live] = {}
+        self.live: dict[str, LiveTrial] = {}
+        self.runs: dict[str, Run] = {}
 
     def start(self, key: str, run: Run) -> None:
         c = self.candidates[run.confirms]
@@ -105,93 +91,51 @@ class Recorder:
             values[attrs.PAPER_ROW] = c.paper_row
         for k, v in values.items():
             trial.set_user_attr(k, v)
-        self.live[key] = _Live(trial, run)
+        self.live[key] = LiveTrial(trial, c.gflops, self.epochs)
+        self.runs[key] = run
 
     def result(self, key: str, result: Mapping[str, Any]) -> None:
-        live = self.live.get(key)
-        if live is None:
-            return
-        if "error" in result:
-            live.error = str(result["error"])
-        elif result.get("status") == NON_FINITE:
-            live.non_finite = str(result.get("reason") or "non-finite loss")
-        elif "val_top1" in result:
-            epoch = int(result.get("epoch", len(live.curve) + 1))
-            if epoch == 1 and live.curve:  # Ray re-ran it (retries): the failed attempt's curve is not this run's
-                live.curve, live.error, live.non_finite = [], None, None
-            live.curve[epoch - 1:] = [float(result["val_top1"])]
-            for k, v in {attrs.CURVE: list(live.curve), attrs.EPOCHS_RUN: len(live.curve),
-                         attrs.TRAIN_SECONDS: float(result.get("train_seconds", 0.0)),
-                         attrs.NODE_ID: str(result.get("node_id", ""))}.items():
-                live.trial.set_user_attr(k, v)
-            dashboard.show_curve(live.trial, live.curve, self.epochs)
+        if key in self.live:
+            self.live[key].record(result)
 
     def complete(self, key: str, errored: bool = False) -> None:
-        live = self.live.pop(key, None)
-        if live is None:
+        if key not in self.live:
             return
-        if errored or live.error:
-            error = live.error or "the process died (see the Ray logs)"
-            self._tell(live, TrialState.FAIL, reason="raised", error=error)
+        live, run = self.live.pop(key), self.runs.pop(key)
+        error = live.failure(errored)
+        if error is not None:
+            self._tell(live, run, TrialState.FAIL, reason="raised", error=error)
         elif live.non_finite:
-            self._tell(live, TrialState.FAIL, reason=live.non_finite, status=NON_FINITE)
-        elif len(live.curve) >= self.epochs:
+            self._tell(live, run, TrialState.FAIL, reason=live.non_finite, status=NON_FINITE)
+        elif live.full:
             top1 = live.curve[-1]
-            self._tell(live, TrialState.COMPLETE, [top1, self.candidates[live.run.confirms].gflops],
-                       reason="completed", val_top1=top1)
+            self._tell(live, run, TrialState.COMPLETE, [top1, live.gflops], reason="completed", val_top1=top1)
         else:
-            self._tell(live, TrialState.FAIL, reason=f"stopped after {len(live.curve)} of {self.epochs} epochs")
+            self._tell(live, run, TrialState.FAIL, reason=f"stopped after {len(live.curve)} of {self.epochs} epochs")
 
     def fail_live(self, reason: str) -> None:
         for key in list(self.live):
-            self._tell(self.live.pop(key), TrialState.FAIL, reason=reason)
+            self._tell(self.live.pop(key), self.runs.pop(key), TrialState.FAIL, reason=reason)
 
-    def _tell(self, live: _Live, state: TrialState, values: list[float] | None = None, **extra: Any) -> None:
+    def _tell(self, live: LiveTrial, run: Run, state: TrialState, values: list[float] | None = None,
+              **extra: Any) -> None:
         for k, v in extra.items():
             live.trial.set_user_attr(k, v)
         self.confirm.tell(live.trial, values, state=state)
         what = f"val_top1 {values[0]:.4f}" if values else extra["reason"]
-        self.log(f"confirm trial {live.run.confirms:3d} seed {live.run.seed}: {state.name:8s} {what}")
+        self.log(f"confirm trial {run.confirms:3d} seed {run.seed}: {state.name:8s} {what}")
 
 
-# -- Ray ---------------------------------------------------------------------------------------
-
-
-def _key(run: Run) -> str:
-    return f"{run.confirms}:{run.seed}"
-
-
-def _run_of(trial: Any) -> Run:
-    confirms, seed = trial.config["run"].split(":")
-    return Run(int(confirms), int(seed))
-
-
-def _trial_name(trial: Any) -> str:
-    run = _run_of(trial)
-    return f"confirm_{run.confirms}_seed{run.seed}"
-
-
-def confirm_trial(config: dict[str, Any], *, configs: dict[str, dict[str, Any]]) -> None:
-    """Ray function trainable: the search's fit-and-report (`search.trainable.train_config`) on one run's config."""
-    from fgmodel.config import from_dict
-    from search.trainable import train_config
-
-    train_config(lambda: from_dict(configs[config["run"]]))
-
-
-def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
-          trainable: Callable[..., Any] | None, verbose: bool) -> None:
-    """Train ``runs`` as Ray trials: a fixed grid, no searcher, no scheduler (every run goes all epochs)."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB per trial
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # the error / non-finite reports carry no val_top1
+def _callback(recorder: Recorder) -> Any:
+    """The Tune callback that drives ``recorder`` from the trials' configs (`search.trainable.trial_config`)."""
     from ray import tune
 
-    from search.tuner import start_ray, stop_ray
+    def run_of(trial: Any) -> Run:
+        return Run(int(trial.config["number"]), int(trial.config[attrs.SEED]))
 
     class RecorderCallback(tune.Callback):
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            recorder.start(trial.trial_id, _run_of(trial))
+            recorder.start(trial.trial_id, run_of(trial))
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             recorder.result(trial.trial_id, result)
@@ -202,27 +146,22 @@ def _tune(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             recorder.complete(trial.trial_id, errored=True)
 
-    owns_ray = start_ray(spec, verbose)  # quiet unless verbose, resources checked
-    try:
-        configs = {_key(r): recorder.configs[(r.confirms, r.seed)] for r in runs}
-        fn = tune.with_parameters(trainable or confirm_trial, configs=configs)
-        fn = tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
-        tuner = tune.Tuner(
-            fn,
-            param_space={"run": tune.grid_search([_key(r) for r in runs])},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=spec.concurrency, reuse_actors=True,
-                trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{spec.study_name}-confirm-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(study_dir / "ray"), verbose=1 if verbose else 0, callbacks=[RecorderCallback()],
-                failure_config=tune.FailureConfig(max_failures=spec.retries),
-            ),
-        )
-        tuner.fit()
-    finally:
-        stop_ray(owns_ray)
+    return RecorderCallback()
+
+
+def _train(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
+           trainable: Callable[..., Any] | None, verbose: bool) -> None:
+    """Train ``runs`` as Ray trials, in order, with no scheduler (every run goes all epochs)."""
+    from search.trainable import trial_config
+    from search.tuner import FixedTrials, run_trials
+
+    trials = []
+    for r in runs:
+        c = recorder.candidates[r.confirms]
+        trials.append(trial_config(f"confirm_{r.confirms}_seed{r.seed}", r.confirms,
+                                   recorder.configs[(r.confirms, r.seed)], c.gflops, c.paper_row, seed=r.seed))
+    run_trials(spec, name=f"{spec.study_name}-confirm", searcher=FixedTrials(trials), num_samples=len(trials),
+               study_dir=study_dir, trainable=trainable, callbacks=[_callback(recorder)], verbose=verbose)
 
 
 # -- the driver and the CLI ------------------------------------------------------------------
@@ -263,7 +202,7 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
 
     ``storage``: the study's storage URL. ``spec``: the resources, concurrency, epochs and
     seed to use (default: the spec the study was created with); ``top`` and ``seeds``
-    default to its ``confirm:`` block. ``trainable`` replaces `confirm_trial` (tests).
+    default to its ``confirm:`` block. ``trainable`` replaces `search.trainable.train_trial` (tests).
     """
     from search.studydir import open_confirm_study, storage_for
 
@@ -291,7 +230,7 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
     if todo.todo:
         recorder = Recorder(confirm, candidates, configs, spec.epochs, log)
         try:
-            _tune(spec, todo.todo, recorder, Path(study_dir), trainable, verbose)
+            _train(spec, todo.todo, recorder, Path(study_dir), trainable, verbose)
         except KeyboardInterrupt:
             interrupted = True
         # Tune's own Ctrl-C handling returns from fit() with runs unfinished: they are still live here

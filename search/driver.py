@@ -1,16 +1,17 @@
 """One search, start to end: pre-flight, the study, the trials under Ray, the confirmation.
 
 `run_search` is what ``python -m search.run`` calls and what tests and benchmarks call
-with a scripted trainable. Every check (address, storage, data, weights, FLOPs, Ray
-resources) runs before the study is created. Faults: a trial that raises is FAIL and
-the search goes on (``retries`` re-runs first). A killed driver leaves RUNNING trials
-behind; ``--resume`` marks FAIL ("driver died") those whose heartbeat stopped (a live
-driver's are left to it), queues their configs again and runs only the remaining count.
-Ctrl-C stops the trials and marks them FAIL ("interrupted").
+with a scripted trainable (it serves the confirmation too). Every check (address,
+storage, data, weights, FLOPs, Ray resources) runs before the study is created, and one
+Ray session (`search.tuner.ray_session`) spans the trials and the confirmation. Faults: a
+trial that raises is FAIL and the search goes on (``retries`` re-runs first). A killed
+driver, ``--resume`` and Ctrl-C are `search.resume`'s story: the driver calls it at the
+start (a resumed study's dead trials) and after an interrupted run (the trials in flight).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from collections.abc import Callable
@@ -23,7 +24,10 @@ from optuna.trial import TrialState
 
 from search import attrs, budget, preflight
 from search import confirm as confirm_mod
+from search import resume as resume_mod
 from search import study as study_mod
+from search.moasha import rung_curves
+from search.progress import Reporter
 from search.searcher import StudySearcher, counted_trials
 from search.spec import StudySpec
 from search.studydir import (
@@ -62,15 +66,15 @@ def run_search(
     verbose: bool = False,
     log: Callable[[str], None] = print,
 ) -> Outcome:
-    """The whole search for ``spec``; ``trainable`` replaces `search.trainable.train_trial` (tests)."""
+    """The whole search for ``spec``; ``trainable`` replaces `search.trainable.train_trial` (tests): it gets
+    a `search.trainable.trial_config` dict, for the search's trials and the confirmation's runs alike."""
     started = time.perf_counter()
     import spaces
     from search import tuner
 
     spaces.get(spec.space)  # unknown space: one line, before anything starts
     study = None
-    owns_ray = False
-    try:
+    with contextlib.ExitStack() as ray_up:
         try:
             # Pre-flight: every check before anything is written, so a failed one leaves no study behind.
             base = spec.base_config()
@@ -80,7 +84,7 @@ def run_search(
             val_images = preflight.check_data(base)
             base, pretrained = preflight.resolve_pretrained(base, log)
             baseline_gflops = preflight.baseline_gflops(base, spec.image_size)
-            owns_ray = tuner.start_ray(spec, verbose)
+            ray_up.enter_context(tuner.ray_session(spec, verbose))
 
             study_dir = spec.directory
             study_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +96,7 @@ def run_search(
             if resume:
                 if redone:
                     log("resume: the study's setup had been cut short: attrs and paper rows completed")
-                study_mod.recover_dead(study, log)
+                resume_mod.recover_dead(study, log)
         except KeyboardInterrupt:
             raise Interrupted(study_created=study is not None) from None
 
@@ -113,23 +117,25 @@ def run_search(
             )
             study.start_heartbeat()
             try:
-                tuner.run_tuner(spec, searcher, study_dir, trainable, verbose, remaining)
+                tuner.run_trials(
+                    spec, name=spec.study_name, searcher=searcher, num_samples=remaining,  # trained trials only
+                    study_dir=study_dir, trainable=trainable, verbose=verbose,
+                    scheduler=tuner.make_scheduler(spec, rung_curves(study.get_trials(deepcopy=False))),
+                    callbacks=[tuner.progress_callback(Reporter(study, n_trials, spec.concurrency, log))],
+                )
                 interrupted = bool(searcher.live) or (counted_trials(study) < n_trials and not searcher.exhausted)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
                 study.stop_heartbeat()
             if interrupted:
-                study_mod.requeue(study, searcher.fail_live(attrs.INTERRUPTED))
-                # anything this driver asked but had not handed to Ray yet
-                study_mod.recover_left_over(study, attrs.INTERRUPTED, only=list(study.mine))
+                resume_mod.recover_interrupted(study, searcher.fail_live(attrs.INTERRUPTED))
         left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
         if left and not interrupted:
             log(f"trials {', '.join(map(str, left))} are still queued (WAITING): --resume runs them")
         confirm = open_confirm_study(study, storage_for(url), create=False)
         if spec.confirm is not None and not interrupted:  # on the Ray the search used
-            confirmed = confirm_mod.run_confirm(study, url, study_dir, spec=spec, verbose=verbose, log=log)
+            confirmed = confirm_mod.run_confirm(study, url, study_dir, spec=spec, trainable=trainable,
+                                                verbose=verbose, log=log)
             confirm, interrupted = confirmed.confirm, confirmed.interrupted
-    finally:
-        tuner.stop_ray(owns_ray)
     return Outcome(study, study_dir, interrupted, time.perf_counter() - started, searcher, confirm)

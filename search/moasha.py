@@ -26,7 +26,7 @@ The decision (`promote`) is a plain function over ``(key, top1, gflops)`` tuples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -104,7 +104,7 @@ class MOASHAScheduler(FIFOScheduler):
     ``cost`` key of the result, else of the trial's config: a constant per trial) are
     judged by `promote` against what that rung recorded so far, then recorded. At
     ``max_t`` the trial stops (it is done). Protected trials (``"paper_row"`` in their
-    config, or ``protected(trial)``) are recorded like any other but always continue.
+    config) are recorded like any other but always continue.
     Trials are chosen to run in submission order (FIFO).
     """
 
@@ -118,7 +118,6 @@ class MOASHAScheduler(FIFOScheduler):
         cost: str = "gflops",
         time_attr: str = "training_iteration",
         multi_objective: bool = True,
-        protected: Callable[[Trial], bool] | None = None,
     ) -> None:
         super().__init__()
         if grace_period > max_t:
@@ -129,7 +128,6 @@ class MOASHAScheduler(FIFOScheduler):
         self.max_t = max_t
         self.reduction_factor = reduction_factor
         self.multi_objective = multi_objective
-        self._protected = protected
         self.rungs: dict[float, dict[Hashable, tuple[float, float]]] = {
             level: {} for level in rung_milestones(grace_period, reduction_factor, max_t)
         }
@@ -165,9 +163,9 @@ class MOASHAScheduler(FIFOScheduler):
     # -- ours -------------------------------------------------------------------------
 
     def is_protected(self, trial: Trial) -> bool:
-        """A trial that must run at full fidelity: a paper row, or one the predicate names."""
+        """A trial that must run at full fidelity: a paper row."""
         config = getattr(trial, "config", None) or {}
-        return bool(config.get(PAPER_ROW)) or bool(self._protected and self._protected(trial))
+        return bool(config.get(PAPER_ROW))
 
     def restore_rungs(self, curves: Iterable[Curve]) -> int:
         """Fill the rungs from finished trials' per-epoch curves; returns how many results went in.

@@ -1,9 +1,10 @@
 """The progress line a long search prints: counts, best top-1 within budget, elapsed time, time left.
 
 Pure functions over trial states and durations; the driver prints the line at least every
-30 s. The estimate of the time left is deliberately simple: the mean duration of the
-trials that trained (ASHA-stopped ones included, since the remaining trials will be cut
-in the same proportion) times the work still to do, spread over the concurrent slots.
+30 s (`Reporter`, ticked by a Tune callback). The estimate of the time left is deliberately
+simple: the mean duration of the trials that trained (those the scheduler stopped
+included, since the remaining trials will be cut in the same proportion) times the work
+still to do, spread over the concurrent slots.
 """
 
 from __future__ import annotations

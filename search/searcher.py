@@ -10,7 +10,8 @@ accuracy. This searcher keeps the study's states honest instead:
   PRUNED on the spot and the searcher asks again: it never becomes a Ray trial, never
   loads data, never trains a step, and costs milliseconds.
 * ``on_trial_result``: keep the per-epoch curve as user attrs (multi-objective trials
-  cannot ``report()`` intermediate values), so the dashboard shows progress live.
+  cannot ``report()`` intermediate values), so the dashboard shows progress live
+  (`search.live.LiveTrial`, shared with the confirmation).
 * ``on_trial_complete``: COMPLETE with ``[val_top1, gflops]`` only when every epoch ran;
   stopped earlier (by the scheduler) is PRUNED with its curve; a raised exception or a non-finite
   loss is FAIL with the reason.
@@ -19,17 +20,16 @@ accuracy. This searcher keeps the study's states honest instead:
 build) stay in the study as records but do not count, so a 64-trial study trains 64. A
 space that offers nothing within budget would then ask forever: after
 ``MAX_UNTRAINED_IN_A_ROW`` proposals in a row that could not train, the searcher ends the
-search and says so (``exhausted``). Each trial's Ray config carries its GFLOPs (the
-scheduler's second objective) and, for the paper's Table 1 rows, ``paper_row`` (the
-scheduler never stops those).
+search and says so (``exhausted``). Each trial's Ray config (`search.trainable.trial_config`)
+carries the finished config the driver measured (the trial's ``config`` attr: the worker
+trains exactly that), its GFLOPs (the scheduler's second objective) and, for the paper's
+Table 1 rows, ``paper_row`` (the scheduler never stops those).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -37,29 +37,15 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 import spaces
-from fgmodel.cli import one_line
 from fgmodel.config import RunConfig, to_dict
 from search import attrs
 from search import budget as budget_mod
 from search import trials as trials_mod
-from search.dashboard import show_curve
+from search.live import METRIC, LiveTrial, error_line
 from search.preflight import Measure
+from search.trainable import trial_config
 
-METRIC = "val_top1"
 MAX_UNTRAINED_IN_A_ROW = 50
-
-
-@dataclass
-class _Live:
-    """What the driver knows of a trial Ray is running."""
-
-    trial: optuna.Trial
-    gflops: float
-    curve: list[float] = field(default_factory=list)
-    train_seconds: float = 0.0
-    images_per_sec: float = 0.0
-    error: str | None = None
-    non_finite: str | None = None
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -94,11 +80,10 @@ class StudySearcher(Searcher):
         self.n_trials = n_trials
         self.log = log
         self.space_name = space
-        self.live: dict[str, _Live] = {}
+        self.live: dict[str, LiveTrial] = {}
         self.counted = counted_trials(study)
         self.untrained_in_a_row = 0
         self.exhausted: str | None = None  # why the search ended before n_trials, when it did
-        self.suggest_seconds: list[float] = []  # per over-budget trial, for the benchmark
 
     # -- suggest ----------------------------------------------------------------------
 
@@ -107,7 +92,6 @@ class StudySearcher(Searcher):
             if self.untrained_in_a_row >= MAX_UNTRAINED_IN_A_ROW:
                 self._exhaust()
                 break
-            start = time.perf_counter()
             trial = self.study.ask()
             self.untrained_in_a_row += 1
             try:
@@ -118,10 +102,11 @@ class StudySearcher(Searcher):
                 continue
             excess = budget_mod.excess(gflops, self.baseline_gflops, self.budget)
             over = excess > 0
+            config = to_dict(cfg)
             _set_attrs(
                 trial,
                 {
-                    attrs.CONFIG: to_dict(cfg),
+                    attrs.CONFIG: config,
                     attrs.GFLOPS: gflops,
                     attrs.PARAMS: params,
                     attrs.OVER_BUDGET: over,
@@ -136,15 +121,12 @@ class StudySearcher(Searcher):
                     TrialState.PRUNED,
                     reason=f"over FLOPs budget: {gflops:.4g} GFLOPs > limit {limit:.4g}",
                 )
-                self.suggest_seconds.append(time.perf_counter() - start)
                 continue
             self.counted += 1
             self.untrained_in_a_row = 0
-            self.live[trial_id] = _Live(trial, gflops)
-            config: dict[str, Any] = {"params": dict(trial.params), "number": trial.number, attrs.GFLOPS: gflops}
-            if attrs.PAPER_ROW in trial.user_attrs:
-                config[attrs.PAPER_ROW] = trial.user_attrs[attrs.PAPER_ROW]
-            return config
+            self.live[trial_id] = LiveTrial(trial, gflops, self.epochs)
+            return trial_config(f"trial_{trial.number}", trial.number, config, gflops,
+                                trial.user_attrs.get(attrs.PAPER_ROW))
         return Searcher.FINISHED
 
     def _exhaust(self) -> None:
@@ -161,40 +143,7 @@ class StudySearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         live = self.live.get(trial_id)
         if live is not None:
-            self._record(live, result)
-
-    def _record(self, live: _Live, result: dict[str, Any]) -> None:
-        if "error" in result:
-            live.error = str(result["error"])
-            return
-        if result.get("status") == "non_finite":
-            live.non_finite = str(result.get("reason") or "non-finite loss")
-            return
-        if METRIC not in result:
-            return
-        epoch = int(result.get("epoch", result.get("training_iteration", len(live.curve) + 1)))
-        if epoch == 1 and (live.error or live.non_finite or live.curve):
-            # Ray re-ran the trial (FailureConfig.max_failures) and it starts again at epoch
-            # 1: what the failed attempt left (its error, its curve) is not this run's.
-            live.error = None
-            live.non_finite = None
-            live.curve = []
-            live.train_seconds = 0.0
-            live.images_per_sec = 0.0
-        live.curve = live.curve[: epoch - 1] + [float(result[METRIC])]
-        live.train_seconds = float(result.get("train_seconds", live.train_seconds))
-        live.images_per_sec = float(result.get("images_per_sec", live.images_per_sec))
-        _set_attrs(
-            live.trial,
-            {
-                attrs.CURVE: live.curve,
-                attrs.EPOCHS_RUN: len(live.curve),
-                attrs.TRAIN_SECONDS: live.train_seconds,
-                attrs.IMAGES_PER_SEC: live.images_per_sec,
-                attrs.NODE_ID: str(result.get(attrs.NODE_ID, "")),
-            },
-        )
-        show_curve(live.trial, live.curve, self.epochs)  # the trial's note in optuna-dashboard
+            live.record(result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -205,14 +154,14 @@ class StudySearcher(Searcher):
         if result and result.get("trial_id", trial_id) == trial_id and not error:
             # Tune skips on_trial_result for the result that made the scheduler stop the
             # trial (or the last one): it arrives here.
-            self._record(live, result)
+            live.record(result)
         trial = live.trial
-        if error or live.error:
-            line = live.error or "the trial's process died (see the Ray logs)"
+        line = live.failure(error)
+        if line is not None:
             self._tell(trial, TrialState.FAIL, reason="raised: " + line.split(":")[0], error=line)
         elif live.non_finite:
             self._tell(trial, TrialState.FAIL, reason=live.non_finite)
-        elif len(live.curve) >= self.epochs:
+        elif live.full:
             top1 = live.curve[-1]
             if math.isfinite(top1):
                 self._tell(trial, TrialState.COMPLETE, [top1, live.gflops], reason="completed")
@@ -249,12 +198,6 @@ class StudySearcher(Searcher):
 def _set_attrs(trial: optuna.Trial, values: dict[str, Any]) -> None:
     for key, value in values.items():
         trial.set_user_attr(key, value)
-
-
-def error_line(exc: BaseException) -> str:
-    """``Type: message line`` (or ``Type``): how a trial's error is recorded; ``reason`` names the type."""
-    line = one_line(exc)
-    return type(exc).__name__ if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
 
 
 def _summary(number: int, state: TrialState, values: list[float] | None, reason: str) -> str:

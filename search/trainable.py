@@ -1,38 +1,50 @@
-"""The Ray Tune trainable: replay the space's params into a RunConfig, fit, report each epoch.
+"""The Ray Tune trainable of every trial, searched or confirmed: fit the finished config, report each epoch.
 
-A trial is nothing more than ``fgmodel.train.fit`` with a callback that forwards each
-epoch to ``tune.report``; Tune's scheduler (ASHA) decides after each report whether the
-trial goes on. What the driver needs to record the trial honestly rides in the reports:
-the epoch, the seconds spent training and evaluating, the node, and on the way out a
+The driver settles a trial's config before Ray sees it (the searcher replays the space and
+measures the config's FLOPs; the confirmation reseeds a search trial's config), and ships
+that very dict in the trial's Ray config (`trial_config`): the worker trains what the
+driver measured and recorded, never a config rebuilt on its side. A trial is then
+``fgmodel.fit.fit`` with a callback that forwards each epoch to ``tune.report``; the
+scheduler (`search.moasha`: MOASHA, ASHA or FIFO) decides after each report whether it
+goes on. What the driver needs to record the trial honestly rides in the reports: the
+epoch, the seconds spent training and evaluating, the node, and on the way out a
 non-finite status or the exception's line (reported just before it is re-raised, so the
-study gets the error while Ray still sees the failure and applies its retries).
+record gets the error while Ray still sees the failure and applies its retries).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import ray
 from ray import tune
 
-import spaces
-from fgmodel.config import RunConfig, from_dict
-from search.searcher import error_line
+from search import attrs
+from search.live import error_line
 
 
-def train_trial(config: dict[str, Any], *, space: str, base: dict[str, Any]) -> None:
-    """Ray function trainable; ``config`` is ``{"params": ..., "number": ...}`` from the searcher."""
-    train_config(lambda: spaces.config_from_params(space, config["params"], from_dict(base)))
+def trial_config(name: str, number: int, config: dict[str, Any], gflops: float, paper_row: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """What Tune gets for one trial: the config to train and what the scheduler and the records key on.
+
+    ``name`` names the trial's Ray directory; ``number`` is the search trial it trains (or
+    confirms); ``gflops`` is the scheduler's second objective; a ``paper_row`` is never
+    stopped early.
+    """
+    out = {attrs.CONFIG: config, "name": name, "number": number, attrs.GFLOPS: gflops, **extra}
+    if paper_row:
+        out[attrs.PAPER_ROW] = paper_row
+    return out
 
 
-def train_config(make_config: Callable[[], RunConfig]) -> None:
-    """Fit the config ``make_config`` builds, reporting each epoch to Tune (search.confirm's runs use it directly).
+def train_trial(config: dict[str, Any]) -> None:
+    """Ray function trainable: fit ``config["config"]`` (a `trial_config`), reporting each epoch to Tune.
 
     The config is built inside, so an error building it is reported like one in training.
     """
     import torch
 
+    from fgmodel.config import from_dict
     from fgmodel.fit import fit
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
@@ -42,12 +54,12 @@ def train_config(make_config: Callable[[], RunConfig]) -> None:
 
     def report(epoch: Any) -> None:
         totals["train_seconds"] += float(epoch.seconds)
-        tune.report({**epoch.to_dict(), **totals, "node_id": node_id})
+        tune.report({**epoch.to_dict(), **totals, attrs.NODE_ID: node_id})
 
     try:
-        result = fit(make_config(), report)
+        result = fit(from_dict(config[attrs.CONFIG]), report)
     except Exception as exc:
-        tune.report({"error": error_line(exc), "node_id": node_id})
+        tune.report({"error": error_line(exc), attrs.NODE_ID: node_id})
         raise
     if result.status == "non_finite":
-        tune.report({"status": "non_finite", "reason": result.reason, "node_id": node_id})
+        tune.report({"status": "non_finite", "reason": result.reason, attrs.NODE_ID: node_id})

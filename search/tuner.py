@@ -1,30 +1,34 @@
-"""Ray's side of a search: start or join Ray, check a trial fits a node, run the Tuner.
+"""Ray's side of a search: one Ray session, the scheduler, and one way to run a set of trials.
 
-The searcher proposes the trials (`search.searcher.StudySearcher`); Tune runs them with
-the spec's resources and concurrency and asks the scheduler after each epoch whether a
-trial goes on. Ray is imported here only, so the rest of the search can be read and
-tested without it.
+The search and the confirmation both run trials here (`run_trials`): Tune takes the
+trials a searcher hands out (the search's `search.searcher.StudySearcher`, the
+confirmation's `FixedTrials`), runs `search.trainable.train_trial` on each with the spec's
+resources, concurrency and retries, and asks the scheduler after each epoch whether a
+trial goes on. Ray is started and stopped in one place (`ray_session`), after the
+address is settled and probed (`resolve_address`: Ray's own retries take minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler
+from ray.tune.search import Searcher
 
 from fgmodel.cli import one_line
-from fgmodel.config import ConfigError, to_dict
+from fgmodel.config import ConfigError
 from search import attrs
-from search.moasha import Curve, MOASHAScheduler, rung_curves
+from search.live import METRIC
+from search.moasha import Curve, MOASHAScheduler
 from search.progress import Reporter
-from search.searcher import METRIC, StudySearcher
 from search.spec import StudySpec
 
 ADDRESS_PROBE_S = 5.0  # seconds to wait for the cluster's GCS port to accept a connection
@@ -116,10 +120,13 @@ def ray_init(spec: StudySpec, verbose: bool) -> bool:
     return True
 
 
-def start_ray(spec: StudySpec, verbose: bool) -> bool:
-    """Ray up and a trial's resources checked, before the study is created; returns whether Ray was started here.
+@contextlib.contextmanager
+def ray_session(spec: StudySpec, verbose: bool) -> Iterator[bool]:
+    """Ray up and a trial's resources checked for the block; yields whether the block started Ray.
 
-    On a failed resource check a Ray started here is shut down again.
+    The one place Ray is started and stopped. A Ray already up (the driver's, around the
+    trials and the confirmation; a test's or a benchmark's) is used as it is and left up;
+    one started here is shut down on the way out, also when the resource check fails.
     """
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
@@ -127,17 +134,12 @@ def start_ray(spec: StudySpec, verbose: bool) -> bool:
     owns_ray = ray_init(spec, verbose)
     try:
         check_resources(spec)
-    except BaseException:
-        stop_ray(owns_ray)
-        raise
-    return owns_ray
+        yield owns_ray
+    finally:
+        if owns_ray:
+            import ray
 
-
-def stop_ray(owns_ray: bool) -> None:
-    if owns_ray:
-        import ray
-
-        ray.shutdown()
+            ray.shutdown()
 
 
 def check_resources(spec: StudySpec) -> None:
@@ -175,15 +177,43 @@ def make_scheduler(spec: StudySpec, curves: Iterable[Curve] = ()) -> Any:
     return scheduler
 
 
-def run_tuner(
+class FixedTrials(Searcher):
+    """Hands Tune a fixed list of `search.trainable.trial_config` dicts, in order, then FINISHED.
+
+    The confirmation's runs are known in advance; going through a searcher (rather than a
+    grid) lets each trial carry its finished config, as the search's trials do.
+    """
+
+    def __init__(self, configs: Iterable[dict[str, Any]]) -> None:
+        super().__init__(metric=METRIC, mode="max")
+        self.queue = list(configs)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        return self.queue.pop(0) if self.queue else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        """Nothing to learn: the confirmation records its runs through a Tune callback."""
+
+
+def run_trials(
     spec: StudySpec,
-    searcher: StudySearcher,
+    *,
+    name: str,
+    searcher: Searcher,
+    num_samples: int,
     study_dir: Path,
-    trainable: Callable[..., Any] | None,
-    verbose: bool,
-    remaining: int,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
+    scheduler: Any = None,
+    callbacks: Sequence[Any] = (),
+    verbose: bool = False,
 ) -> None:
-    """Run the trials under Ray Tune until the searcher is finished (or Ctrl-C)."""
+    """Run the trials ``searcher`` hands out (at most ``num_samples``) under Ray Tune until it is finished.
+
+    Search and confirmation alike: the spec's resources per trial, concurrency and retries
+    (``FailureConfig``), one `search.trainable.train_trial` (``trainable`` replaces it: tests),
+    trials named by their config's ``name``, Ray's files under ``study_dir/ray``. Returns
+    when Tune does (every trial ended, or Ctrl-C: Tune stops the trials and returns).
+    """
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TB per trial
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # The trainable's last report of a raising or non-finite trial carries the reason and
@@ -193,35 +223,30 @@ def run_tuner(
 
     from search.trainable import train_trial
 
-    owns_ray = start_ray(spec, verbose)  # Ray is up already when run_search started it: a no-op
-    try:
-        fn = tune.with_parameters(trainable or train_trial, space=spec.space, base=to_dict(searcher.base))
-        fn = tune.with_resources(fn, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
-        tuner = tune.Tuner(
+    with ray_session(spec, verbose):  # Ray is up already when run_search started it: a no-op
+        fn = tune.with_resources(trainable or train_trial, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+        tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                scheduler=make_scheduler(spec, rung_curves(searcher.study.get_trials(deepcopy=False))),
-                num_samples=remaining,  # trained trials: over-budget proposals never become Ray trials
+                scheduler=scheduler or FIFOScheduler(),
+                num_samples=num_samples,
                 max_concurrent_trials=spec.concurrency,
                 reuse_actors=True,  # torch and the model code stay imported between trials
                 trial_name_creator=_trial_name,
                 trial_dirname_creator=_trial_name,
             ),
             run_config=tune.RunConfig(
-                name=f"{spec.study_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(study_dir / "ray"),
                 verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
-                callbacks=[_progress(Reporter(searcher.study, searcher.n_trials, spec.concurrency, searcher.log))],
+                callbacks=list(callbacks),
             ),
-        )
-        tuner.fit()
-    finally:
-        stop_ray(owns_ray)
+        ).fit()
 
 
-def _progress(reporter: Reporter) -> Any:
+def progress_callback(reporter: Reporter) -> Any:
     """A Tune callback that gives the reporter a tick at each step of Tune's loop (it prints every 30 s)."""
     from ray import tune
 
@@ -233,4 +258,4 @@ def _progress(reporter: Reporter) -> Any:
 
 
 def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.config.get('number', trial.trial_id)}"
+    return str(trial.config.get("name", trial.trial_id))

@@ -1,47 +1,20 @@
-"""search.confirm's pure parts on hand-made studies in memory: which trials, which runs remain, the records."""
+"""The confirmation without Ray, on the hand-made paper-shaped study (tests/hand_made.py): candidates, plan, records."""
 
 from __future__ import annotations
 
+import copy
+
 import optuna
 import pytest
-from confirm_records import add_runs
-from optuna.trial import TrialState, create_trial
+from hand_made import PAPER_DESIGN, C, F, P, Row, add_record, confirm_paper_study, paper_study, ran
+from optuna.trial import TrialState
 
-from fgmodel.config import RunConfig, to_dict
-from fgmodel.data import DEMO_PROFILE
-from search import budget, confirm, confirmed, pareto, studydir
+from search import confirm, confirmed, pareto, studydir
 from search.confirmed import Candidate, Run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
-BASELINE, BUDGET = 0.1, 0.05  # limit 0.105 GFLOPs
-C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
-
-# (state, val_top1, gflops, paper_row); the front is 2, 4, 5 (0.50, 0.56, 0.60); 6 is over budget.
-DESIGN = [
-    (C, 0.40, 0.1000, "baseline"),
-    (C, 0.46, 0.1000, "+ augmentation"),
-    (C, 0.50, 0.1000, "+ L2SP"),
-    (C, 0.49, 0.1000, "+ dropout"),
-    (C, 0.56, 0.1003, "+ SCRA"),
-    (C, 0.60, 0.1030, None),
-    (C, 0.70, 0.1100, None),
-    (P, None, 0.1200, None),
-    (C, 0.58, 0.1040, None),
-]
-
-
-def make_study(design=DESIGN, storage=None) -> optuna.Study:
-    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
-    for number, (state, acc, gflops, row) in enumerate(design):
-        attrs = {"config": to_dict(BASE.replace(**{"model.dropout": number / 20})), "gflops": gflops}
-        if row:
-            attrs["paper_row"] = row
-        trial = create_trial(state=state, values=[acc, gflops] if state == C else None, user_attrs=attrs)
-        trial.set_constraint(budget.CONSTRAINT, budget.excess(gflops, BASELINE, BUDGET))
-        study.add_trial(trial)
-    return study
+# paper_study: the front is 2, 4, 5 (0.50, 0.56, 0.60); 6 is over budget; 10 (0.58) is the best off the front.
 
 
 def chosen(study, top):
@@ -51,35 +24,35 @@ def chosen(study, top):
 
 def test_candidates_top_of_front_then_baseline():
     # front by accuracy: 5, 4, 2; the best paper row (4, "+ SCRA") is already in
-    assert chosen(make_study(), 2) == [(5, "front"), (4, "front, best paper row"), (0, "baseline")]
+    assert chosen(paper_study(), 2) == [(5, "front"), (4, "front, best paper row"), (0, "baseline")]
 
 
 def test_candidates_topped_up_with_next_best_feasible():
-    # the front has 3; then feasible COMPLETE by accuracy: 8 (0.58), 3 (0.49), 1 (0.46); 6 is over budget
-    assert chosen(make_study(), 4) == [(5, "front"), (4, "front, best paper row"), (2, "front"), (8, "next best"),
+    # the front has 3; then feasible COMPLETE by accuracy: 10 (0.58), 3 (0.49), 1 (0.46); 6 is over budget
+    assert chosen(paper_study(), 4) == [(5, "front"), (4, "front, best paper row"), (2, "front"), (10, "next best"),
                                        (0, "baseline")]
-    assert chosen(make_study(), 6)[3:] == [(8, "next best"), (3, "next best"), (1, "next best"), (0, "baseline")]
-    design = list(DESIGN)
-    design[0] = (C, 0.61, 0.1000, "baseline")  # the baseline on the front: one candidate, both roles
-    assert chosen(make_study(design), 1) == [(0, "front, baseline"), (4, "best paper row")]
+    assert chosen(paper_study(), 6)[3:] == [(10, "next best"), (3, "next best"), (1, "next best"), (0, "baseline")]
+    design = list(PAPER_DESIGN)
+    design[0] = ran(0.61, 0.1000, "baseline")  # the baseline on the front: one candidate, both roles
+    assert chosen(paper_study(design), 1) == [(0, "front, baseline"), (4, "best paper row")]
 
 
 def test_best_paper_row_is_added_when_not_among_the_top():
-    design = list(DESIGN)
-    design[4] = (C, 0.45, 0.1003, "+ SCRA")  # now off the front and below + L2SP (2, on the front) ...
-    design[2] = (C, 0.47, 0.1001, "+ L2SP")  # ... which leaves the front too: 3 (0.49, 0.1) dominates it
-    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (3, "best paper row")]
+    design = list(PAPER_DESIGN)
+    design[4] = ran(0.45, 0.1003, "+ SCRA")  # now off the front and below + L2SP (2, on the front) ...
+    design[2] = ran(0.47, 0.1001, "+ L2SP")  # ... which leaves the front too: 3 (0.49, 0.1) dominates it
+    assert chosen(paper_study(design), 1) == [(5, "front"), (0, "baseline"), (3, "best paper row")]
 
 
 def test_baseline_stopped_early_or_retried():
-    design = list(DESIGN)
-    design[0] = (P, None, 0.1000, "baseline")  # ASHA stopped it: confirmation trains it fully anyway
-    assert chosen(make_study(design), 1) == [(5, "front"), (0, "baseline"), (4, "best paper row")]
-    design[0] = (F, None, 0.1000, "baseline")
-    design.append((C, 0.41, 0.1000, "baseline"))  # the retry of the failed row (9) is the one to confirm
-    assert chosen(make_study(design), 1) == [(5, "front"), (9, "baseline"), (4, "best paper row")]
-    gflops = {c.number: c.gflops for c in confirmed.choose_candidates(make_study(design).trials, [], 0)}
-    assert gflops == {9: 0.1, 4: 0.1003}
+    design = list(PAPER_DESIGN)
+    design[0] = Row(P, None, 0.1000, "baseline")  # ASHA stopped it: confirmation trains it fully anyway
+    assert chosen(paper_study(design), 1) == [(5, "front"), (0, "baseline"), (4, "best paper row")]
+    design[0] = Row(F, None, 0.1000, "baseline")
+    design.append(ran(0.41, 0.1000, "baseline"))  # the retry of the failed row (11) is the one to confirm
+    assert chosen(paper_study(design), 1) == [(5, "front"), (11, "baseline"), (4, "best paper row")]
+    gflops = {c.number: c.gflops for c in confirmed.choose_candidates(paper_study(design).trials, [], 0)}
+    assert gflops == {11: 0.1, 4: 0.1003}
 
 
 def test_seeds_skip_the_search_seed():
@@ -87,18 +60,13 @@ def test_seeds_skip_the_search_seed():
     assert confirmed.confirm_seeds(7, 2) == [8, 9]
 
 
-def record(study, state, confirms, seed, values=None, **attrs):
-    values = (values or [0.5, 0.1]) if state == C else None
-    study.add_trial(create_trial(state=state, values=values, user_attrs={"confirms": confirms, "seed": seed, **attrs}))
-
-
 def test_plan_skips_final_records_and_lists_left_running():
     records = optuna.create_study(directions=["maximize", "minimize"])
-    record(records, C, 5, 1)  # 0: done
-    record(records, F, 5, 2, status="non_finite")  # 1: final, a fixed seed diverges again
-    record(records, F, 4, 1, reason="raised")  # 2: run again
-    record(records, TrialState.RUNNING, 4, 2)  # 3: a dead process's
-    record(records, C, 9, 1)  # 4: not a candidate any more: ignored
+    add_record(records, 5, 1)  # 0: done
+    add_record(records, 5, 2, F, status="non_finite")  # 1: final, a fixed seed diverges again
+    add_record(records, 4, 1, F, reason="raised")  # 2: run again
+    add_record(records, 4, 2, TrialState.RUNNING)  # 3: a dead process's
+    add_record(records, 9, 1)  # 4: not a candidate any more: ignored
     cands = [Candidate(5, "front", 0.1), Candidate(4, "front", 0.1)]
     p = confirmed.plan(cands, [1, 2], records.trials)
     assert p.done == [Run(5, 1), Run(5, 2)]
@@ -107,17 +75,20 @@ def test_plan_skips_final_records_and_lists_left_running():
     assert confirmed.plan(cands, [1, 2, 3], records.trials).todo == [Run(5, 3), Run(4, 1), Run(4, 2), Run(4, 3)]
 
 
-def test_run_config_changes_the_seed_and_keeps_the_split():
-    study = make_study()
-    config = confirmed.run_config(study.trials[5], seed=2, split_seed=0)
-    assert config["optim"]["seed"] == 2 and config["data"]["split_seed"] == 0
-    assert config["model"]["dropout"] == 5 / 20
-    assert study.trials[5].user_attrs["config"]["optim"]["seed"] == 0  # the search trial's attr is untouched
+def test_run_config_changes_the_seed_and_the_split_seed_only():
+    trial = paper_study().trials[5]
+    searched = copy.deepcopy(trial.user_attrs["config"])
+    config = confirmed.run_config(trial, seed=2, split_seed=7)
+    assert trial.user_attrs["config"] == searched  # the search trial's attr is untouched
+    assert (config["optim"]["seed"], config["data"]["split_seed"]) == (2, 7) != (
+        searched["optim"]["seed"], searched["data"]["split_seed"])
+    config["optim"]["seed"], config["data"]["split_seed"] = searched["optim"]["seed"], searched["data"]["split_seed"]
+    assert config == searched and config["model"]["scra_stages"] == [1]
 
 
 def test_recorder_records_runs_and_a_rerun_skips_them():
     storage = optuna.storages.InMemoryStorage()
-    study = make_study(storage=storage)
+    study = paper_study(storage=storage)
     conf = studydir.open_confirm_study(study, storage)
     assert conf.study_name == study.study_name + ":confirm"
     cands = [Candidate(5, "front", 0.103), Candidate(0, "baseline", 0.1, "baseline")]
@@ -155,7 +126,7 @@ def test_recorder_records_runs_and_a_rerun_skips_them():
 
 def test_left_running_records_are_failed():
     storage = optuna.storages.InMemoryStorage()
-    study = make_study(storage=storage)
+    study = paper_study(storage=storage)
     conf = studydir.open_confirm_study(study, storage)
     rec = confirm.Recorder(conf, [Candidate(5, "front", 0.1)], {(5, 1): {}}, epochs=2)
     rec.start("a", Run(5, 1))  # the process dies here
@@ -169,7 +140,7 @@ def test_left_running_records_are_failed():
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
 def test_confirm_study_has_the_objectives_and_names():
     storage = optuna.storages.InMemoryStorage()
-    study = make_study(storage=storage)
+    study = paper_study(storage=storage)
     study.set_metric_names(["val_top1", "gflops"])
     conf = studydir.open_confirm_study(study, storage)
     assert conf.directions == study.directions and conf.metric_names == ["val_top1", "gflops"]
@@ -179,25 +150,13 @@ def test_confirm_study_has_the_objectives_and_names():
     assert studydir.open_confirm_study(other, storage).metric_names == ["val_top1", "gflops"]
 
 
-def confirmed_study(storage=None):
-    """make_study's search plus confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean."""
-    storage = storage or optuna.storages.InMemoryStorage()
-    study = make_study(storage=storage)
-    conf = studydir.open_confirm_study(study, storage)
-    for number, role, gflops, runs in [
-        (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
-        (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
-        (0, "front, baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
-    ]:
-        add_runs(conf, number, role, gflops, runs)
-    record(conf, C, 5, 1, role="front", gflops=0.1030, values=[0.99, 0.1030])  # a second record of (5, 1): ignored
-    record(conf, F, 8, 1, role="next best", gflops=0.1040)  # no COMPLETE run: not a confirmed point
-    record(conf, TrialState.RUNNING, 8, 2, role="next best", gflops=0.1040)
-    return study, conf
-
-
 def test_summarize_means_paired_differences_front_and_picks():
-    study, conf = confirmed_study()
+    storage = optuna.storages.InMemoryStorage()
+    study = paper_study(storage=storage)
+    conf = confirm_paper_study(study, storage)
+    add_record(conf, 5, 1, top1=0.99, gflops=0.1030, role="front")  # a second record of (5, 1): ignored
+    add_record(conf, 10, 1, F, gflops=0.1040, role="next best")  # no COMPLETE run: not a confirmed point
+    add_record(conf, 10, 2, TrialState.RUNNING, gflops=0.1040, role="next best")
     assert confirmed.summarize(study, None) is None
     got = confirmed.summarize(study, conf)
     assert sorted(got.points) == [0, 4, 5] and got.baseline == 0 and got.max_seeds == 3
@@ -214,6 +173,11 @@ def test_summarize_means_paired_differences_front_and_picks():
         "(trial 4 minus the baseline (trial 0) is +5.00 +- 0.58 pp over 3 seeds).")
 
 
+def test_a_candidate_of_several_roles_is_the_baseline_when_one_is():
+    assert confirmed.is_baseline("front, baseline") and confirmed.is_baseline("baseline")
+    assert not confirmed.is_baseline("front") and not confirmed.is_baseline("best paper row")
+
+
 def test_settings_arguments_then_spec_block_then_defaults():
     assert confirm.settings(None) == (4, 3)
     assert confirm.settings({"seeds": 5}) == (4, 5)
@@ -228,7 +192,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     assert confirm.main(["--study", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err == f"error: study directory {tmp_path / 'missing'} does not exist\n"
     storage = default_storage(tmp_path)
-    make_study(storage=storage).set_user_attr("x", 1)  # a study search.run did not write: no spec attr
+    paper_study(storage=storage).set_user_attr("x", 1)  # a study search.run did not write: no spec attr
     write_pointer(tmp_path, StudyPointer(storage, optuna.get_all_study_names(storage)[0]))
     assert confirm.main(["--study", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -8,47 +8,33 @@ from pathlib import Path
 
 import optuna
 import pytest
-from confirm_records import add_runs
-from optuna.trial import TrialState, create_trial
+from hand_made import C, F, P, Row, add_runs, search_study
 
-from fgmodel.config import RunConfig, from_dict, load_yaml, to_dict
-from fgmodel.data import DEMO_PROFILE
-from search import budget, export, studydir
+from fgmodel.config import from_dict, load_yaml
+from search import export, studydir
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 3})
 REPO = Path(__file__).resolve().parents[1]
 
-# (state, val_top1, gflops, budget_excess); each trial's config differs in dropout = number / 20.
+# Baseline 1.0 GFLOPs, budget +10%: the limit is 1.10. Each trial's config has dropout = number / 20.
 # Normalised over the front (trials 0, 1, 2, 4): x = 0, .1, .4, 1; y = 0, .75, .875, 1.
 # Trial 1 is farthest above the chord from (0, 0) to (1, 1): the knee. Trial 4: max-acc.
 DESIGN = [
-    (TrialState.COMPLETE, 0.50, 1.00, -0.10),
-    (TrialState.COMPLETE, 0.80, 1.01, -0.09),
-    (TrialState.COMPLETE, 0.85, 1.04, -0.06),
-    (TrialState.COMPLETE, 0.84, 1.05, -0.05),  # dominated by 2
-    (TrialState.COMPLETE, 0.90, 1.10, 0.0),
-    (TrialState.COMPLETE, 0.99, 1.20, 0.10),  # over budget
-    (TrialState.PRUNED, None, 1.30, 0.20),
-    (TrialState.FAIL, None, None, None),
+    Row(C, 0.50, 1.00),
+    Row(C, 0.80, 1.01),
+    Row(C, 0.85, 1.04),
+    Row(C, 0.84, 1.05),  # dominated by 2
+    Row(C, 0.90, 1.10),  # exactly at the limit
+    Row(C, 0.99, 1.20),  # over budget
+    Row(P, None, 1.30, attrs={"reason": "over budget"}),
+    Row(F, attrs={"reason": "raised"}),  # never measured
 ]
 
 
 def make_study(design=DESIGN, storage=None, name="export") -> optuna.Study:
-    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
-    for number, (state, acc, gflops, excess) in enumerate(design):
-        config = BASE.replace(**{"model.dropout": number / 20})
-        reason = {TrialState.PRUNED: "over budget", TrialState.FAIL: "raised"}.get(state, "")
-        attrs = {"config": to_dict(config), "reason": reason}
-        if excess is not None:
-            attrs |= {"gflops": gflops}
-        trial = create_trial(state=state, values=[acc, gflops] if acc is not None else None, user_attrs=attrs)
-        if excess is not None:
-            trial.set_constraint(budget.CONSTRAINT, excess)
-        study.add_trial(trial)
-    return study
+    return search_study(1.0, 0.10, design, storage, name)
 
 
 @pytest.mark.parametrize(("pick", "number"), [("max-acc", 4), ("knee", 1)])

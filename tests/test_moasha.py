@@ -129,22 +129,22 @@ def test_restore_rungs_then_a_new_trial_is_judged_against_them():
     assert restored.on_trial_result(None, trial, {"training_iteration": 2, "val_top1": 0.45}) == STOP
 
 
-def test_protected_trials_always_continue_and_are_recorded():
-    sched = MOASHAScheduler(max_t=4, grace_period=1, reduction_factor=2, protected=lambda t: t.config.get("vip"))
+def test_paper_rows_always_continue_and_are_recorded():
+    sched = MOASHAScheduler(max_t=4, grace_period=1, reduction_factor=2)
     strong = _trial(gflops=1.0)
     sched.on_trial_add(None, strong)
     assert sched.on_trial_result(None, strong, {"training_iteration": 1, "val_top1": 0.9}) == CONTINUE
-    for config in ({"gflops": 1.0, "paper_row": "baseline"}, {"gflops": 1.0, "vip": True}):
+    for config in ({"gflops": 1.0, "paper_row": "baseline"}, {"gflops": 1.0, "paper_row": "+ dropout"}):
         weak = _trial(**config)
         sched.on_trial_add(None, weak)
         for epoch in (1, 2, 3):
             assert sched.on_trial_result(None, weak, {"training_iteration": epoch, "val_top1": 0.1}) == CONTINUE
         assert sched.on_trial_result(None, weak, {"training_iteration": 4, "val_top1": 0.1}) == STOP  # done
         assert sched.rungs[1][weak.trial_id] == (0.1, 1.0)
-    unprotected = _trial(gflops=1.0)
-    sched.on_trial_add(None, unprotected)
-    # Below the two protected 0.1s and the 0.9 (keep 2 of 4): stopped.
-    assert sched.on_trial_result(None, unprotected, {"training_iteration": 1, "val_top1": 0.05}) == STOP
+    plain = _trial(gflops=1.0)
+    sched.on_trial_add(None, plain)
+    # Below the two rows' 0.1s and the 0.9 (keep 2 of 4): stopped.
+    assert sched.on_trial_result(None, plain, {"training_iteration": 1, "val_top1": 0.05}) == STOP
     assert sched.num_stopped == 1
 
 

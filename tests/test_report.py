@@ -1,4 +1,4 @@
-"""Reports on a hand-made study shaped like search.run's: the front, the CSVs, the HTML, the CLI."""
+"""Reports on the hand-made paper-shaped study (tests/hand_made.py): the front, the CSVs, the HTML, the CLI."""
 
 from __future__ import annotations
 
@@ -7,74 +7,21 @@ import math
 import optuna
 import pandas as pd
 import pytest
-from confirm_records import add_runs
-from optuna.trial import TrialState, create_trial
+from hand_made import F, P, Row, confirm_paper_study, paper_study, search_study
 
-import spaces
-from fgmodel.config import RunConfig, to_dict
-from fgmodel.data import DEMO_PROFILE
-from search import budget, confirmed, pareto, report, report_figure, studydir
+from search import confirmed, pareto, report, report_figure
 from search.studydir import StudyPointer, default_storage, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
-BASELINE, BUDGET = 0.1, 0.05  # limit 0.105 GFLOPs
-ROWS = dict(spaces.paper_rows("default", BASE))
-
-
-def add(study, number, state, acc=None, gflops=0.1, params=ROWS["baseline"], **attrs):
-    """One trial with the attrs search.run writes; ``number`` only checks the design's order."""
-    fixed = optuna.trial.FixedTrial(params)
-    config = spaces.get("default")(fixed, BASE)
-    excess = budget.excess(gflops, BASELINE, BUDGET)
-    user_attrs = {
-        "config": to_dict(config), "gflops": gflops, "params": 3_400_000, "over_budget": excess > 0,
-        "epochs_run": 4, "curve": [0.1, 0.2, 0.3, acc or 0.3],
-        "train_seconds": 12.5, "images_per_sec": 180.0, "reason": "completed",
-    } | attrs
-    trial = create_trial(
-        state=state, values=[acc, gflops] if state == TrialState.COMPLETE else None,
-        params=fixed.params, distributions=fixed.distributions, user_attrs=user_attrs,
-    )
-    trial.set_constraint(budget.CONSTRAINT, excess)
-    study.add_trial(trial)
-    assert study.trials[-1].number == number
-
-
-def scra(stage, kernel):
-    return ROWS["+ dropout"] | {f"scra_after_{stage}": True, "scra_kernel": kernel}
-
-
-def make_study(storage=None, name="demo") -> optuna.Study:
-    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
-    for key, value in {"task": "demo", "backbone": "convnextv2_atto", "image_size": 64, "epochs": 4,
-                       "budget": BUDGET, "baseline_gflops": BASELINE, "space": "default",
-                       "base_config": to_dict(BASE), "val_images": 400}.items():
-        study.set_user_attr(key, value)
-    C, P = TrialState.COMPLETE, TrialState.PRUNED
-    add(study, 0, C, 0.40, 0.1000, ROWS["baseline"], paper_row="baseline")  # dominated by 2
-    add(study, 1, C, 0.46, 0.1000, ROWS["+ augmentation"], paper_row="+ augmentation")  # dominated by 2
-    add(study, 2, C, 0.50, 0.1000, ROWS["+ L2SP"], paper_row="+ L2SP")  # front
-    add(study, 3, C, 0.49, 0.1000, ROWS["+ dropout"], paper_row="+ dropout")  # dominated by 2
-    add(study, 4, C, 0.56, 0.1003, ROWS["+ SCRA"], paper_row="+ SCRA")  # front: the knee
-    add(study, 5, C, 0.60, 0.1030, scra(1, 3))  # front: max-acc
-    add(study, 6, C, 0.70, 0.1100, scra(2, 3))  # best of all, but over budget
-    add(study, 7, P, gflops=0.1200, params=scra(3, 3), epochs_run=0, curve=[],
-        reason="over budget: 0.12 GFLOPs > limit 0.105")
-    add(study, 8, P, gflops=0.1000, epochs_run=2, curve=[0.2, 0.35], reason="stopped early by ASHA at epoch 2")
-    add(study, 9, TrialState.FAIL, epochs_run=1, curve=[0.1], reason="raised", error="RuntimeError: boom")
-    add(study, 10, C, 0.58, 0.1040, scra(0, 3))  # dominated by 5
-    return study
-
 
 def test_front_is_optunas_selection_under_the_budget():
-    study = make_study()
+    study = paper_study()
     assert [t.number for t in pareto.pareto_front(study)] == [2, 4, 5]
 
 
 def test_csvs_hold_every_trial_and_the_front(tmp_path):
-    paths = report.write_reports(make_study(), tmp_path)
+    paths = report.write_reports(paper_study(), tmp_path)
     trials = pd.read_csv(paths.trials_csv)
     assert list(trials["number"]) == list(range(11))
     assert list(trials["state"]) == ["COMPLETE"] * 7 + ["PRUNED", "PRUNED", "FAIL", "COMPLETE"]
@@ -97,7 +44,7 @@ def test_csvs_hold_every_trial_and_the_front(tmp_path):
 
 
 def test_console_table(tmp_path):
-    table = report.write_reports(make_study(), tmp_path).table
+    table = report.write_reports(paper_study(), tmp_path).table
     lines = table.splitlines()
     assert lines[0] == ("Pareto front, 3 of 11 trials (8 COMPLETE, 1 FAIL, 2 PRUNED), single runs; "
                         "se: binomial, 400 validation images:")
@@ -108,7 +55,7 @@ def test_console_table(tmp_path):
 
 
 def test_html_draws_each_kind_apart(tmp_path):
-    html = report.write_reports(make_study(), tmp_path).html.read_text()
+    html = report.write_reports(paper_study(), tmp_path).html.read_text()
     for text in ("Pareto front (COMPLETE, within budget)", "COMPLETE, dominated", "COMPLETE but over budget",
                  "Stopped early (PRUNED)", "Over budget (PRUNED, not trained): drawn at top-1 = 0",
                  "Paper Table 1 rows", "+ augmentation", "+ SCRA", "budget +5%: 0.105 GFLOPs",
@@ -117,8 +64,8 @@ def test_html_draws_each_kind_apart(tmp_path):
 
 
 def test_front_trace_is_joined_cheapest_first():
-    front = pareto.pareto_front(make_study())
-    fig = report_figure.pareto_figure(make_study(), front)
+    front = pareto.pareto_front(paper_study())
+    fig = report_figure.pareto_figure(paper_study(), front)
     (trace,) = [t for t in fig.data if t.name.startswith("Pareto front")]
     assert trace.mode == "lines+markers"
     assert list(trace.x) == [0.1, 0.1003, 0.103] and list(trace.y) == [0.5, 0.56, 0.6]
@@ -136,12 +83,11 @@ def test_front_trace_is_joined_cheapest_first():
 
 @pytest.mark.parametrize("with_trials", [True, False])
 def test_no_complete_trials_still_writes_everything(tmp_path, with_trials):
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    if with_trials:
-        add(study, 0, TrialState.PRUNED, gflops=0.12, epochs_run=0, curve=[], reason="over budget")
-        add(study, 1, TrialState.FAIL, error="RuntimeError: boom")
-    paths = report.write_reports(study, tmp_path / "new")
-    assert paths.table.startswith("No COMPLETE trial within the budget yet, so no Pareto front")
+    design = [Row(P, None, 0.12, attrs={"epochs_run": 0, "curve": [], "reason": "over budget"}),
+              Row(F, attrs={"error": "RuntimeError: boom"})] if with_trials else []
+    paths = report.write_reports(search_study(0.1, 0.05, design), tmp_path / "new")
+    assert paths.table == (f"No COMPLETE trial within the budget yet, so no Pareto front "
+                           f"({'2 trials: 1 FAIL, 1 PRUNED' if with_trials else '0 trials: none'}).")
     assert len(pd.read_csv(paths.trials_csv)) == (2 if with_trials else 0)
     assert len(pd.read_csv(paths.pareto_csv)) == 0
     assert "no COMPLETE trial within the budget yet" in paths.html.read_text()
@@ -149,7 +95,7 @@ def test_no_complete_trials_still_writes_everything(tmp_path, with_trials):
 
 def test_cli_on_a_sqlite_study(tmp_path, capsys):
     storage = default_storage(tmp_path)
-    make_study(storage=storage, name="demo-cli")
+    paper_study(storage=storage, name="demo-cli")
     write_pointer(tmp_path, StudyPointer(storage, "demo-cli"))
     report.main(["--study", str(tmp_path)])
     out = capsys.readouterr().out
@@ -163,22 +109,11 @@ def test_cli_without_a_study_exits_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and "missing" in err
 
 
-def add_confirmation(study, storage):
-    """Confirm records: single run 5 (0.60) beats 4 (0.56), but 4 has the better mean; 0 is the baseline."""
-    conf = studydir.open_confirm_study(study, storage)
-    for number, role, gflops, runs in [
-        (5, "front", 0.1030, {1: 0.50, 2: 0.52, 3: 0.54}),
-        (4, "front", 0.1003, {1: 0.53, 2: 0.55, 3: 0.57}),
-        (0, "baseline", 0.1000, {1: 0.49, 2: 0.50, 3: 0.51}),
-    ]:
-        add_runs(conf, number, role, gflops, runs)
-    return conf
-
-
 def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     storage = optuna.storages.InMemoryStorage()
-    study = make_study(storage=storage)
-    paths = report.write_reports(study, tmp_path, add_confirmation(study, storage))
+    study = paper_study(storage=storage)
+    confirm = confirm_paper_study(study, storage)
+    paths = report.write_reports(study, tmp_path, confirm)
 
     front_csv = pd.read_csv(paths.pareto_csv)
     assert list(front_csv["number"]) == [0, 2, 4, 5]  # the front (2, 4, 5) and the confirmed (0, 4, 5), cheapest first
@@ -201,8 +136,7 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
                                         "max-acc,", "knee"]
     assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
 
-    summary = confirmed.summarize(study, study_confirm(storage))
-    fig = report_figure.pareto_figure(study, pareto.pareto_front(study), summary)
+    fig = report_figure.pareto_figure(study, pareto.pareto_front(study), confirmed.summarize(study, confirm))
     (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
     assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
     assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])
@@ -213,14 +147,10 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     assert "4 minus the baseline (trial 0) is +5.00 +- 0.58 pp" in paths.html.read_text()
 
 
-def study_confirm(storage):
-    return optuna.load_study(study_name="demo:confirm", storage=storage)
-
-
 def test_cli_reads_the_confirm_study(tmp_path, capsys):
     storage = default_storage(tmp_path)
-    study = make_study(storage=storage, name="demo")
-    add_confirmation(study, storage)
+    study = paper_study(storage=storage, name="demo")
+    confirm_paper_study(study, storage)
     write_pointer(tmp_path, StudyPointer(storage, "demo"))
     assert report.main(["--study", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -15,8 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import attrs
-from search import study as study_mod
+from search import attrs, resume
+from search.study import DIRECTIONS
 from search.studydir import storage_for
 
 pytestmark = pytest.mark.slow  # waits the grace period (3 s) on the wall clock
@@ -25,8 +25,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 BEAT = 1
 
 
-def _driver(url: str) -> study_mod.DriverStudy:
-    return study_mod.DriverStudy("shared", storage_for(url, heartbeat=BEAT, grace=study_mod.GRACE_BEATS * BEAT),
+def _driver(url: str) -> resume.DriverStudy:
+    return resume.DriverStudy("shared", storage_for(url, heartbeat=BEAT, grace=resume.GRACE_BEATS * BEAT),
                                  None, BEAT)
 
 
@@ -45,7 +45,7 @@ def url(request, tmp_path):
 
 
 def test_resume_fails_only_the_trials_of_dead_drivers(url):
-    optuna.create_study(study_name="shared", storage=url, directions=study_mod.DIRECTIONS)
+    optuna.create_study(study_name="shared", storage=url, directions=DIRECTIONS)
     old = _ask(optuna.load_study(study_name="shared", storage=url), 0.1)  # no heartbeat ever
     alive, dead = _driver(url), _driver(url)
     alive.start_heartbeat()
@@ -56,11 +56,11 @@ def test_resume_fails_only_the_trials_of_dead_drivers(url):
         resumer = _driver(url)
         lines: list[str] = []
         start = time.monotonic()
-        assert study_mod.recover_dead(resumer, lines.append) == [old, b]
+        assert resume.recover_dead(resumer, lines.append) == [old, b]
         waited = time.monotonic() - start
     finally:
         alive.stop_heartbeat()
-    assert study_mod.GRACE_BEATS * BEAT <= waited < study_mod.GRACE_BEATS * BEAT + 5
+    assert resume.GRACE_BEATS * BEAT <= waited < resume.GRACE_BEATS * BEAT + 5
     trials = {t.number: t for t in resumer.get_trials()}
     assert trials[a].state == TrialState.RUNNING  # the live driver's trial is left to it
     for n in (old, b):
@@ -78,11 +78,11 @@ def test_resume_fails_only_the_trials_of_dead_drivers(url):
 
 def test_a_stale_heartbeat_needs_no_wait(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    optuna.create_study(study_name="shared", storage=url, directions=study_mod.DIRECTIONS)
+    optuna.create_study(study_name="shared", storage=url, directions=DIRECTIONS)
     number = _ask(_driver(url), 0.3)
-    time.sleep(study_mod.GRACE_BEATS * BEAT + 1.5)  # the dead driver's last beat is past the grace period
+    time.sleep(resume.GRACE_BEATS * BEAT + 1.5)  # the dead driver's last beat is past the grace period
     start = time.monotonic()
-    assert study_mod.recover_dead(_driver(url), lambda line: None) == [number]
+    assert resume.recover_dead(_driver(url), lambda line: None) == [number]
     assert time.monotonic() - start < 1.5
 
 
@@ -91,7 +91,7 @@ def test_driver_study_pickles_without_its_thread(tmp_path):
     from ray import cloudpickle
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    optuna.create_study(study_name="shared", storage=url, directions=study_mod.DIRECTIONS)
+    optuna.create_study(study_name="shared", storage=url, directions=DIRECTIONS)
     study = _driver(url)
     study.start_heartbeat()
     try:

@@ -51,7 +51,7 @@ def tiny_spec(small_demo_root: Path, study_dir: Path, **changes) -> spec.StudySp
 def scripted_trainable(scores: dict[int, float], fail_number: int):
     """The real trainable around a fit that reports ``scores[number]`` as val_top1 (or raises)."""
 
-    def trainable(config, **kwargs):
+    def trainable(config):
         import fgmodel.fit
         from search.trainable import train_trial
 
@@ -66,7 +66,7 @@ def scripted_trainable(scores: dict[int, float], fail_number: int):
 
         fgmodel.fit.fit = fit
         try:
-            train_trial(config, **kwargs)
+            train_trial(config)
         finally:
             fgmodel.fit.fit = real_fit
 

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 import spaces
 from search import spec
 from search import study as study_mod
-from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted_trials, error_line
+from search.live import error_line
+from search.searcher import MAX_UNTRAINED_IN_A_ROW, StudySearcher, counted_trials
 from search.trials import counted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -40,6 +41,13 @@ def _epoch(epoch: int, top1: float, iteration: int | None = None) -> dict:
 def _only_trial(searcher: StudySearcher) -> optuna.trial.FrozenTrial:
     (trial,) = searcher.study.get_trials()
     return trial
+
+
+def test_ray_gets_the_finished_config_the_driver_measured(searcher):
+    config = searcher.suggest("a")
+    trial = _only_trial(searcher)
+    assert config["config"] == trial.user_attrs["config"] and config["config"]["data"]["image_size"] > 0
+    assert (config["name"], config["number"], config["gflops"]) == ("trial_0", 0, GFLOPS)
 
 
 def test_clean_run_is_complete(searcher):

@@ -1,4 +1,4 @@
-"""The study lifecycle's pieces on in-memory studies: the one private Optuna name, light imports."""
+"""Reading a study stays light: the report and export pull in neither torch, timm nor Ray."""
 
 from __future__ import annotations
 
@@ -7,31 +7,8 @@ import sys
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
-from search import attrs
-from search import study as study_mod
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def test_recover_left_over_fails_running_trials_with_a_reason_and_requeues_them():
-    """Exercises `study.reopen` (Optuna's private FrozenTrial._trial_id): fails loudly if Optuna drops it."""
-    study = optuna.create_study(directions=study_mod.DIRECTIONS)
-    study.enqueue_trial({"x": 0.5}, user_attrs={attrs.PAPER_ROW: "baseline"})
-    asked = study.ask()
-    asked.suggest_float("x", 0.0, 1.0)
-    done = study.ask()
-    done.suggest_float("x", 0.0, 1.0)
-    study.tell(done, [0.5, 1.0])
-
-    assert study_mod.recover_left_over(study, attrs.DRIVER_DIED) == [0]
-    failed, complete, queued = study.trials
-    assert failed.state == TrialState.FAIL and failed.user_attrs[attrs.REASON] == attrs.DRIVER_DIED
-    assert complete.state == TrialState.COMPLETE
-    assert queued.state == TrialState.WAITING
-    assert queued.user_attrs == {attrs.RETRY_OF: 0, attrs.PAPER_ROW: "baseline"}
-    assert study.ask().suggest_float("x", 0.0, 1.0) == 0.5  # the failed trial's config, asked again
 
 
 @pytest.mark.slow
