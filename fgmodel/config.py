@@ -14,13 +14,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 NUM_STAGES = 4  # every ConvNeXt / ConvNeXt-V2 variant in timm has four stages
 PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_SEED = 2**32 - 1  # numpy's seed range
+
+T = TypeVar("T")
 
 # The fields that may differ when a run or a study resumes: where the data is and how it is
 # read and run, not what is trained (the results do not depend on them).
@@ -214,28 +216,26 @@ def from_dict(data: Mapping[str, Any]) -> RunConfig:
     """Strict inverse of `to_dict`: missing keys take defaults, unknown ones raise."""
     if not isinstance(data, Mapping):
         raise ConfigError("config", f"expected a mapping of sections, got {type(data).__name__}")
-    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
-    for key in data:
-        if key not in sections:
-            raise ConfigError(str(key), f"unknown section (known: {', '.join(sections)})")
-    built = {}
-    for name, section_field in sections.items():
-        values = data.get(name) or {}
-        if not isinstance(values, Mapping):
-            raise ConfigError(name, f"expected a mapping, got {type(values).__name__}")
-        built[name] = _build_section(name, section_field.default_factory, values)  # type: ignore[arg-type]
-    return RunConfig(**built)
+    return from_mapping(RunConfig, data, unknown="unknown section")
 
 
-def _build_section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
+def from_mapping(cls: type[T], values: Mapping[str, Any], prefix: str = "", unknown: str = "unknown key") -> T:
+    """``cls(**values)`` for a dataclass, strictly: the one loader of run configs and study specs.
+
+    Every key must be a field (else `ConfigError` naming ``prefix + key`` and saying
+    `unknown`), every value of its field's type (`coerce`; a dataclass field loads from a
+    nested mapping), every field without a default present; the rest take defaults.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  (cls is a dataclass)
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
-        name = f"{section}.{key}"
-        if key not in known:
-            raise ConfigError(name, f"unknown key (known: {', '.join(sorted(known))})")
-        kwargs[key] = coerce(name, hints[key], value)
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}", f"{unknown} (known: {', '.join(sorted(fields))})")
+        kwargs[key] = coerce(f"{prefix}{key}", hints[key], value)
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}{name}", "missing")
     return cls(**kwargs)
 
 
@@ -244,6 +244,8 @@ def coerce(name: str, hint: Any, value: Any) -> Any:
 
     Hand-written because the config must reject (not convert) a wrong type, naming the field.
     """
+    if hint is Any:
+        return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -256,10 +258,22 @@ def coerce(name: str, hint: Any, value: Any) -> Any:
             raise ConfigError(name, f"expected a list, got {type(value).__name__} {value!r}")
         (item_type, _) = typing.get_args(hint)
         return tuple(coerce(f"{name}[{i}]", item_type, v) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):  # a section; null is a YAML section left empty (``model:``)
+        return from_mapping(hint, _mapping(name, {} if value is None else value), prefix=f"{name}.")
+    if origin is dict:
+        key_type, item_type = typing.get_args(hint)
+        return {coerce(f"{name}.{k}", key_type, k): coerce(f"{name}.{k}", item_type, v)
+                for k, v in _mapping(name, value).items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is not bool and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(name, f"expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, f"expected a mapping, got {type(value).__name__} {value!r}")
     return value
 
 

@@ -10,14 +10,13 @@ starts from, so the search, the export and the final training share one config t
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from fgmodel.config import ConfigError, RunConfig, coerce, flatten, load_yaml
+from fgmodel.config import ConfigError, RunConfig, flatten, from_mapping, load_yaml
 from fgmodel.data import NUM_CLASSES
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
@@ -30,8 +29,6 @@ UNSUPPORTED_SAMPLERS = {
 }
 # moasha: successive halving on (val top-1, GFLOPs); asha: on val top-1 alone; fifo: every trial runs every epoch.
 SCHEDULERS = ("moasha", "asha", "fifo")
-# Optuna's GPSampler handles two objectives with constraints (constrained LogEHVI) from 4.5 on.
-GP_MIN_OPTUNA = "4.5"
 # Run-config keys the spec's ``config:`` block may not set: each has its own spec field
 # (which base_config applies and resume checks), or would make the search select on the
 # test set.
@@ -104,8 +101,8 @@ class StudySpec:
         if self.sampler not in SAMPLERS:
             why = f" ({UNSUPPORTED_SAMPLERS[self.sampler]})" if self.sampler in UNSUPPORTED_SAMPLERS else ""
             raise ConfigError("sampler", f"must be {' or '.join(map(repr, SAMPLERS))}, got {self.sampler!r}{why}")
-        if self.sampler == "gp":
-            _check_gp()
+        if self.name is not None:
+            _check_name(self.name)
         if self.scheduler not in SCHEDULERS:
             raise ConfigError("scheduler", f"must be {' or '.join(map(repr, SCHEDULERS))}, got {self.scheduler!r}")
         for key in flatten(self.config):  # nested sections (``data: {eval_on: ...}``) spelled out
@@ -114,8 +111,8 @@ class StudySpec:
         for key, value in (self.confirm or {}).items():
             if key not in CONFIRM_KEYS:
                 raise ConfigError(f"confirm.{key}", f"unknown key (known: {', '.join(CONFIRM_KEYS)})")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"confirm.{key}", f"must be an integer >= 1, got {value!r}")
+            if value < 1:
+                raise ConfigError(f"confirm.{key}", f"must be >= 1, got {value}")
 
     @property
     def study_name(self) -> str:
@@ -153,20 +150,11 @@ class StudySpec:
         )
 
 
-def _check_gp() -> None:
-    """Refuse ``sampler: gp`` where Optuna's GPSampler cannot run this search (two objectives, a constraint)."""
-    import importlib.metadata
-    import importlib.util
-
-    from packaging.version import Version
-
-    installed = importlib.metadata.version("optuna")
-    if Version(installed) < Version(GP_MIN_OPTUNA):
-        raise ConfigError("sampler", f"'gp' needs Optuna >= {GP_MIN_OPTUNA} for two objectives with a constraint "
-                                     f"(installed: {installed}); use 'tpe'")
-    if importlib.util.find_spec("scipy") is None:
-        raise ConfigError("sampler", "'gp' needs scipy (Optuna's GPSampler imports it): pip install scipy; "
-                                     "or use 'tpe'")
+def _check_name(name: str) -> None:
+    """A study name becomes the folder ``studies/<name>`` (and Ray's trial folders): no path may hide in it."""
+    if name in ("", ".") or ".." in name or any(sep in name for sep in ("/", "\\", "\0")):
+        raise ConfigError("name", f"must be a plain name, not a path, got {name!r} (no '/', '\\' or '..'; "
+                                  f"--study-dir sets the folder)")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}
@@ -177,28 +165,10 @@ def to_dict(spec: StudySpec) -> dict[str, Any]:
 
 
 def from_dict(data: Mapping[str, Any]) -> StudySpec:
-    """Strict: an unknown key or a value of the wrong type raises `ConfigError` naming it."""
+    """Strict (`fgmodel.config.from_mapping`): an unknown key or a value of the wrong type raises `ConfigError`."""
     if not isinstance(data, Mapping):
         raise ConfigError("spec", f"expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(StudySpec)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in FIELDS:
-            raise ConfigError(str(key), f"unknown spec key (known: {', '.join(FIELDS)})")
-        if key == "config":
-            if not isinstance(value, Mapping):
-                raise ConfigError("config", f"expected a mapping of dotted run-config keys, got {value!r}")
-            kwargs[key] = dict(value)
-            continue
-        if key == "confirm":
-            if value is not None and not isinstance(value, Mapping):
-                raise ConfigError("confirm", f"expected {{top: K, seeds: N}} or null, got {value!r}")
-            kwargs[key] = None if value is None else dict(value)
-            continue
-        kwargs[key] = coerce(str(key), hints[key], value)
-    if "task" not in kwargs:
-        raise ConfigError("task", "missing")
-    spec = StudySpec(**kwargs)
+    spec = from_mapping(StudySpec, data, unknown="unknown spec key")
     spec.base_config()  # dotted overrides and values checked here, naming the key
     return spec
 

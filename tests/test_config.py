@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from fgmodel.config import (
     dump_yaml,
     flatten,
     from_dict,
+    from_mapping,
     load_yaml,
     preset_names,
     to_dict,
@@ -132,6 +135,41 @@ def test_coerce_checks_types_without_converting():
         coerce("optim.epochs", int, True)
     with pytest.raises(ConfigError, match="expected float, got str"):
         coerce("optim.lr", float, "1e-3")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    n: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    name: str
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    extra: dict[str, int] | None = None
+    anything: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def test_from_mapping_is_one_strict_loader_for_any_dataclass():
+    """The loader of run configs and study specs: nested sections, mappings of a type, required fields."""
+    got = from_mapping(_Outer, {"name": "x", "inner": {"n": 3}, "extra": {"a": 2}, "anything": {"k": [1, "v"]}})
+    assert got == _Outer("x", _Inner(3), {"a": 2}, {"k": [1, "v"]})
+    assert from_mapping(_Outer, {"name": "x", "inner": None}) == _Outer("x")  # an empty YAML section
+    for values, field, message in [
+        ({"name": "x", "colour": 1}, "colour", "unknown key (known: anything, extra, inner, name)"),
+        ({"name": "x", "inner": {"m": 1}}, "inner.m", "unknown key (known: n)"),
+        ({"name": "x", "inner": {"n": "3"}}, "inner.n", "expected int, got str '3'"),
+        ({"name": "x", "inner": 3}, "inner", "expected a mapping, got int 3"),
+        ({"name": "x", "extra": {"a": True}}, "extra.a", "expected int, got bool True"),
+        ({"name": "x", "extra": [1]}, "extra", "expected a mapping, got list [1]"),
+        ({"name": "x", "anything": {1: 2}}, "anything.1", "expected str, got int 1"),
+        ({"inner": {}}, "name", "missing"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            from_mapping(_Outer, values)
+        assert (info.value.field, info.value.message) == (field, message)
+    with pytest.raises(ConfigError, match=r"^spec\.colour: unknown spec key \(known: "):
+        from_mapping(_Outer, {"name": "x", "colour": 1}, prefix="spec.", unknown="unknown spec key")
 
 
 def test_resume_free_keys_are_real_fields_about_data_and_speed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fgmodel.config import ConfigError, to_dict
@@ -66,6 +68,9 @@ def test_unknown_spec_key_names_it(tmp_path):
         ("task: mnist\n", "task"),
         ("task: demo\nconfig:\n  optim.lrr: 0.1\n", "optim.lrr"),
         ("task: demo\nconfig:\n  model.dropout: 2.0\n", "model.dropout"),
+        ("task: demo\nconfig: 3\n", "config"),
+        ("task: demo\nconfig:\n  - optim.lr\n", "config"),
+        ("task: demo\nname: 7\n", "name"),
         ("trials: 3\n", "task"),
     ],
 )
@@ -256,3 +261,15 @@ def test_resume_of_a_study_older_than_a_config_field(tmp_path):
     with pytest.raises(ConfigError) as info:
         study_mod.check_resume(attrs, s, s.base_config().replace(**{"data.split_seed": 4}))
     assert info.value.field == "data.split_seed"
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/x", "..", ".", "", "a\\b", "x/.."])
+def test_a_study_name_is_a_name_not_a_path(name):
+    with pytest.raises(ConfigError) as info:
+        spec.load("demo", {"name": name})
+    assert info.value.field == "name" and "not a path" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_plain_name_makes_the_folder_under_studies():
+    s = spec.load("demo", {"name": "my run.v2"})
+    assert s.directory == (Path("studies") / "my run.v2").resolve() and s.study_name == "my run.v2"
