@@ -39,8 +39,8 @@ def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseS
 
     ``tpe``: multivariate and grouped (the conditional params, L2SP lambda and the SCRA
     kernel, are modelled jointly with the choices they depend on), constant liar for
-    parallel trials. ``gp``: Optuna's GPSampler (constrained LogEHVI; `spec` checked the
-    Optuna release and scipy). ``random``: the baseline. (NSGA-II is not offered: it
+    parallel trials. ``gp``: Optuna's GPSampler (constrained LogEHVI; it needs scipy,
+    a dependency). ``random``: the baseline. (NSGA-II is not offered: it
     learns only from COMPLETE trials, so it would never see the budget of the over-budget
     trials the searcher prunes.)
 

@@ -177,5 +177,4 @@ def test_random_inner_sampler():
 
 @pytest.mark.slow
 def test_gp_inner_sampler_with_two_objectives_and_a_constraint():
-    pytest.importorskip("scipy", reason="Optuna's GPSampler needs scipy")
     _inner_proposals(lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=5))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
@@ -39,19 +36,6 @@ def test_unknown_strategy_is_one_line_naming_the_key(key, value):
     assert info.value.field == key and value in str(info.value)
 
 
-def test_gp_is_refused_where_it_cannot_run(monkeypatch):
-    real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # scipy "installed"
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "4.4.0" if name == "optuna" else real_version(name))
-    with pytest.raises(ConfigError, match=r"'gp' needs Optuna >= 4.5 .*installed: 4.4.0"):
-        _spec(sampler="gp")
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.0.0" if name == "optuna" else real_version(name))
-    assert _spec(sampler="gp").sampler == "gp"
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(ConfigError, match="'gp' needs scipy"):
-        _spec(sampler="gp")
-
-
 @pytest.mark.parametrize(
     "changes, kind, inner",
     [
@@ -70,8 +54,7 @@ def test_make_sampler(changes, kind, inner):
         assert type(sampler.inner) is inner
 
 
-def test_make_sampler_gp_wraps_optunas_gp(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+def test_make_sampler_gp_wraps_optunas_gp():
     sampler = study_mod.make_sampler(_spec(sampler="gp"))
     assert type(sampler) is StoppedTrialSampler and type(sampler.inner) is optuna.samplers.GPSampler
 
