@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from fgmodel.cli import run_main
+from fgmodel.config import ConfigError
 from search import attrs, budget, preflight
 from search import spec as spec_mod
 from search.driver import Interrupted, Outcome, run_search
@@ -118,13 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the study's name and folder (default: the task)")
     p.add_argument("--study-dir", help="where the outputs go (default: studies/<name>)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--sampler", help="tpe, random or gp (Optuna's GPSampler)")
+    p.add_argument("--scheduler", help="moasha (val top-1 and GFLOPs), asha (val top-1) or fifo (no early stop)")
+    p.add_argument("--grace-period", type=int, help="moasha / asha: epochs before the first cut")
+    p.add_argument("--reduction-factor", type=int, help="moasha / asha: keep the top 1/N at each rung")
+    p.add_argument("--confirm-top", type=int, metavar="K",
+                   help="after the search, re-train the front's top K with new seeds (sets confirm.top)")
+    p.add_argument("--confirm-seeds", type=int, metavar="N", help="seeds per confirmed trial (sets confirm.seeds)")
+    p.add_argument("--no-confirm", action="store_true", help="no confirmation after the search (confirm: null)")
     p.add_argument("--resume", action="store_true", help="continue the study after a crash or Ctrl-C")
     p.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
     return p
 
 
 OVERRIDES = ("trials", "epochs", "gpus_per_trial", "cpus_per_trial", "concurrency", "data_root", "backbone",
-             "pretrained", "image_size", "budget", "storage", "address", "name", "study_dir", "seed")
+             "pretrained", "image_size", "budget", "storage", "address", "name", "study_dir", "seed", "sampler",
+             "scheduler", "grace_period", "reduction_factor")
 
 
 def resume_command(argv: Sequence[str]) -> str:
@@ -139,12 +149,19 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
     ``--backbone X`` without ``--pretrained`` swaps the spec's weights for timm's default
     pretrained tag of X (a spec's tag or file is for its own backbone); a spec without
     weights (``pretrained: none``) stays without. A ``--pretrained`` file is made absolute,
-    since the trials run in other working directories.
+    since the trials run in other working directories. ``--confirm-top`` / ``--confirm-seeds``
+    set those keys of the spec's ``confirm:`` block (a spec without one gets one);
+    ``--no-confirm`` drops the block.
     """
     overrides = {k: getattr(args, k) for k in OVERRIDES}
     if args.pretrained and args.pretrained != "none" and Path(args.pretrained).expanduser().exists():
         overrides["pretrained"] = str(Path(args.pretrained).expanduser().resolve())
+    confirm = {k: v for k, v in (("top", args.confirm_top), ("seeds", args.confirm_seeds)) if v is not None}
+    if args.no_confirm and confirm:
+        raise ConfigError("confirm", "--no-confirm contradicts --confirm-top / --confirm-seeds")
     spec = spec_mod.load(args.task if args.task else Path(args.spec), overrides)
+    if args.no_confirm or confirm:  # the flags set keys of the spec's block; the others stay
+        spec = spec.replace(confirm=None if args.no_confirm else {**(spec.confirm or {}), **confirm})
     if args.backbone and args.pretrained is None and spec.pretrained != "none":
         tag = preflight.default_pretrained(args.backbone)
         if tag != spec.pretrained:

@@ -93,3 +93,47 @@ def test_unknown_backbone_is_one_line(capsys):
 def test_shipped_spec_files_load_as_paths():
     for path in spec_mod.SPECS_DIR.glob("*.yaml"):
         assert spec_mod.load(path).task == yaml.safe_load(path.read_text())["task"]
+
+
+def test_strategy_flags_override_the_spec():
+    s = run.load_spec(_args("--task", "demo", "--sampler", "gp", "--scheduler", "asha", "--grace-period", "2",
+                            "--reduction-factor", "3"))
+    assert (s.sampler, s.scheduler, s.grace_period, s.reduction_factor) == ("gp", "asha", 2, 3)
+    assert run.load_spec(_args("--task", "demo")).sampler == spec_mod.load("demo").sampler == "tpe"
+
+
+def test_confirm_flags_set_keys_of_the_block_or_drop_it(tmp_path):
+    assert spec_mod.load("demo").confirm == {"top": 1, "seeds": 2}
+    assert run.load_spec(_args("--task", "demo", "--confirm-top", "3")).confirm == {"top": 3, "seeds": 2}
+    assert run.load_spec(_args("--task", "demo", "--confirm-seeds", "4")).confirm == {"top": 1, "seeds": 4}
+    assert run.load_spec(_args("--task", "demo", "--no-confirm")).confirm is None
+    path = tmp_path / "s.yaml"
+    path.write_text("task: demo\nconfirm: null\n")  # no block: the flags make one
+    assert run.load_spec(_args("--spec", str(path), "--confirm-seeds", "5")).confirm == {"seeds": 5}
+
+
+@pytest.mark.parametrize(("argv", "expect"), [
+    (["--no-confirm", "--confirm-top", "2"], "error: confirm: --no-confirm contradicts --confirm-top"),
+    (["--confirm-seeds", "0"], "error: confirm.seeds: must be >= 1, got 0"),
+    (["--sampler", "nsga2"], "error: sampler: must be 'tpe' or 'random' or 'gp', got 'nsga2' (Optuna's NSGA-II"),
+    (["--scheduler", "hyperband"], "error: scheduler: must be 'moasha' or 'asha' or 'fifo', got 'hyperband'"),
+    (["--grace-period", "0"], "error: grace_period: must be >= 1, got 0"),
+    (["--reduction-factor", "1"], "error: reduction_factor: must be >= 2, got 1"),
+])
+def test_bad_strategy_or_confirm_flags_are_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, expect):
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--task", "demo", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(expect) and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".."])
+def test_a_path_as_study_name_is_refused_and_creates_nothing(tmp_path, capsys, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert run.main(["--task", "demo", "--name", name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: name: must be a plain name, not a path, got {name!r}") and "\n" not in err
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == [Path("work")]
