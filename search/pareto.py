@@ -1,9 +1,10 @@
 """Pareto geometry on (val top-1, GFLOPs) points: top-1 up, GFLOPs down.
 
 One dominance rule for everything that ranks or selects on the two objectives: the
-study's feasible front (`pareto_front`), the scheduler's rungs (`search.moasha`), the
-front of confirmed means (`search.stats.front`) and the benchmark's hypervolume
-(`bench/search_quality.py`). No Ray, so the report and export commands can use it.
+scheduler's rungs (`rank`, `search.moasha`), the front of confirmed means
+(`search.stats.front`), the benchmark's hypervolume (`bench/search_quality.py`) and the
+study's feasible front (`pareto_front`, Optuna's own selection by the same rule). No Ray,
+so the report and export commands import it cheaply.
 """
 
 from __future__ import annotations

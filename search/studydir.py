@@ -1,10 +1,10 @@
 """A study directory (``studies/<task>/``) and the Optuna study it points to.
 
-The directory holds ``study.json`` with the storage URL and study name, so `report` and
-`export` find a study kept in SQLite beside it or in a PostgreSQL / MySQL server alike.
-The URL is written with its password masked (``***``); for such a study, pass the full
-URL to report / export with ``--storage URL``. A search's confirmation runs live in a
-second study of the same storage, ``<name>:confirm`` (`open_confirm_study`).
+The directory holds ``study.json`` with the storage URL and study name, so the commands
+that read a study (report, export, confirm) find one kept in SQLite beside it or in a
+PostgreSQL / MySQL server alike. The URL is written with its password masked (``***``);
+for such a study, pass the full URL with ``--storage URL``. A search's confirmation runs
+live in a second study of the same storage, ``<name>:confirm`` (`open_confirm_study`).
 """
 
 from __future__ import annotations

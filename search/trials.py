@@ -1,7 +1,7 @@
 """What a search trial's record says about it: does it count toward ``trials``, was it cut short, its GFLOPs.
 
-One rule each, read by the searcher (how many are left to train), the resume (what runs
-again), the progress line, the console summary, the report and the confirmation.
+One rule each, so the searcher (how many remain to train), the progress line, the run's
+summary, the report and the confirmation cannot disagree on them.
 """
 
 from __future__ import annotations
