@@ -4,9 +4,8 @@
 
 `search.run` and `search.confirm` write them when they finish; this command writes them
 at any time, also while the search runs, and reads the confirm study when there is one.
-The front is `search.pareto.pareto_front` (Optuna's selection, honouring the FLOPs
-budget); the frames and tables are `search.report_tables`, the plot
-`search.report_figure`.
+The frames and tables are `search.report_tables`, the plot `search.report_figure`; this
+module computes the front and the confirmed means once and writes each file whole.
 """
 
 from __future__ import annotations

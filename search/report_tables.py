@@ -1,11 +1,10 @@
 """The report's numbers: trials.csv and pareto.csv as pandas frames, and the console tables.
 
-Every figure comes with its noise (`search.stats`). A COMPLETE trial is one run: its
-error is the binomial standard error of its top-1 on the validation split's n images
-(study attr ``val_images``). A trial `search.confirm` re-trained has its mean and the
-standard error across seeds, and its paired difference to the baseline. The picks
-(``max-acc``, ``knee``) are the ones export makes: on the confirmed means when there are
-any, else on the search's single runs.
+Every top-1 comes with its noise (`search.stats`): a single run's binomial standard error
+on the study's ``val_images`` validation images; a confirmed trial's mean and standard
+error across seeds, and its paired difference to the baseline. The picks (``max-acc``,
+``knee``) are the ones export makes: on the confirmed means when there are any, else on
+the search's single runs (`search.export.single_run_picks`).
 """
 
 from __future__ import annotations
