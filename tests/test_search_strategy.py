@@ -132,3 +132,37 @@ def test_summary_counts_trained_and_untrained_trials_and_compares_with_the_paper
     assert run.best_versus_paper(trials[2:]) == (
         "best trial: #3 val top-1 0.8450 at 0.75 GFLOPs (no paper row COMPLETE to compare with)")
     assert run.best_versus_paper(trials[2:3]) is None
+
+
+@pytest.mark.slow
+def test_a_tiny_gp_search_runs_on_a_default_install(small_demo_root, tmp_path, monkeypatch):
+    """``--sampler gp`` end to end on the demo at 32 px: two trained trials, the second the GP's own proposal."""
+    import yaml
+
+    from search import run
+
+    real_init, real_sample = optuna.samplers.GPSampler.__init__, optuna.samplers.GPSampler.sample_relative
+    proposals: list[dict] = []
+
+    def gp_after_one(self, **kwargs):  # the GP fits (scipy) from the first finished trial on, not the 11th
+        real_init(self, **{**kwargs, "n_startup_trials": 1})
+
+    def recorded(self, *args):
+        proposals.append(real_sample(self, *args))
+        return proposals[-1]
+
+    monkeypatch.setattr(optuna.samplers.GPSampler, "__init__", gp_after_one)
+    monkeypatch.setattr(optuna.samplers.GPSampler, "sample_relative", recorded)
+    demo = yaml.safe_load(spec_mod.spec_path("demo").read_text())
+    path = tmp_path / "gp.yaml"
+    path.write_text(yaml.safe_dump({**demo, "paper": False}))  # no enqueued rows: every trial is proposed
+    study_dir = tmp_path / "gpcheck"
+    code = run.main(["--spec", str(path), "--name", "gpcheck", "--sampler", "gp", "--trials", "2", "--epochs", "1",
+                     "--image-size", "32", "--concurrency", "1", "--no-confirm", "--data-root", str(small_demo_root),
+                     "--study-dir", str(study_dir)])
+    assert code == 0
+    study = optuna.load_study(study_name="gpcheck", storage=f"sqlite:///{study_dir / 'optuna.db'}")
+    trained = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
+    assert [t.state for t in trained] == [TrialState.COMPLETE] * 2
+    assert all(0.0 <= t.values[0] <= 1.0 and t.values[1] > 0 for t in trained)
+    assert any(proposals)  # the GP proposed params itself (its startup proposals are empty)
