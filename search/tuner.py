@@ -98,7 +98,7 @@ def check_address(spec: StudySpec) -> None:
         probe(address)
 
 
-def ray_init(spec: StudySpec, verbose: bool) -> bool:
+def _ray_init(spec: StudySpec, verbose: bool) -> bool:
     """Start a local Ray, or join the spec's cluster (probed first); returns whether this call started it."""
     import ray
 
@@ -131,7 +131,7 @@ def ray_session(spec: StudySpec, verbose: bool) -> Iterator[bool]:
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    owns_ray = ray_init(spec, verbose)
+    owns_ray = _ray_init(spec, verbose)
     try:
         check_resources(spec)
         yield owns_ray
