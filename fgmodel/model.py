@@ -28,8 +28,9 @@ from fgmodel.cli import one_line
 from fgmodel.config import ConfigError, ModelConfig
 from fgmodel.scra import SCRA
 
-__all__ = ["FGModel", "PretrainedUnavailable", "build_model"]
+__all__ = ["DEMO_WEIGHTS", "FGModel", "PretrainedUnavailable", "build_model"]
 
+DEMO_WEIGHTS = "demo"  # model.pretrained: the demo's own pretraining (fgmodel.pretrain_demo), per backbone
 CLASSIFIER = "head.fc."  # the new linear layer: never in L2SP, loaded only if its shape fits
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _HUB_PROBE_TIMEOUT_S = 3.0
@@ -70,7 +71,7 @@ class FGModel(nn.Module):
         self.backbone = backbone
         self.scra = scra
         self.l2sp_param_names = l2sp_param_names
-        self.pretrained = pretrained  # what was loaded: "none", "random (fallback)", a tag or a path
+        self.pretrained = pretrained  # what was loaded: "none", "random (fallback)", a tag or a path ("demo": its path)
         self.num_classes: int = backbone.num_classes
         for stage, block in scra.items():
             backbone.stages[int(stage)].register_forward_hook(_ApplyAfter(block))
@@ -85,10 +86,13 @@ class FGModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.device = "cpu") -> FGModel:
+def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.device = "cpu",
+                data_root: str | Path | None = None) -> FGModel:
     """Build the model of `cfg` with a `num_classes` head on `device`.
 
     ``device="meta"`` allocates no weights and never loads any (FLOPs counting).
+    ``cfg.pretrained == "demo"`` loads the demo's generated pretraining under `data_root`
+    (`fgmodel.pretrain_demo`, built there on first use).
     Raises `ConfigError` for an unknown backbone, `PretrainedUnavailable` when weights
     cannot be had (unless `cfg.pretrained_fallback`), ValueError for a checkpoint that
     does not fit the backbone.
@@ -107,8 +111,7 @@ def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.devic
         loaded, source = None, "none"
     else:
         try:
-            backbone, loaded = _create_pretrained(cfg, kwargs)
-            source = cfg.pretrained
+            backbone, loaded, source = _create_pretrained(cfg, kwargs, data_root)
         except PretrainedUnavailable as exc:
             if not cfg.pretrained_fallback:
                 raise
@@ -127,15 +130,23 @@ def build_model(cfg: ModelConfig, num_classes: int, *, device: str | torch.devic
     return model if device.type == "meta" else model.to(device)
 
 
-def _create_pretrained(cfg: ModelConfig, kwargs: dict[str, Any]) -> tuple[nn.Module, set[str] | None]:
-    """The backbone with `cfg.pretrained` loaded, and the names of the tensors loaded (None: none)."""
+def _create_pretrained(cfg: ModelConfig, kwargs: dict[str, Any],
+                       data_root: str | Path | None) -> tuple[nn.Module, set[str] | None, str]:
+    """The backbone with `cfg.pretrained` loaded, the names of the tensors loaded (None: none) and their source."""
     source = cfg.pretrained
     if source == "none":
-        return timm.create_model(cfg.backbone, **kwargs), None
+        return timm.create_model(cfg.backbone, **kwargs), None, source
+    if source == DEMO_WEIGHTS:
+        if data_root is None:
+            raise ConfigError("model.pretrained", "'demo' names weights made under the data root; none was given")
+        from fgmodel import pretrain_demo  # torch, timm and the demo's renderer: only when asked for
+
+        source = str(pretrain_demo.ensure(data_root, cfg.backbone))  # before create_model: the head's init
     if source.lower().endswith(_WEIGHT_SUFFIXES) or "/" in source or os.sep in source:
         backbone = timm.create_model(cfg.backbone, **kwargs)
-        return backbone, _load_file(backbone, Path(source))
-    return _load_hub(cfg.backbone, source, kwargs)
+        return backbone, _load_file(backbone, Path(source)), source
+    backbone, loaded = _load_hub(cfg.backbone, source, kwargs)
+    return backbone, loaded, source
 
 
 def _load_hub(backbone_name: str, tag: str, kwargs: dict[str, Any]) -> tuple[nn.Module, set[str]]:

@@ -58,14 +58,16 @@ DEMO_PROFILE: dict[str, object] = {
 }
 
 
-def _muted(rng: np.random.Generator, s: tuple[float, float], v: tuple[float, float]) -> tuple[int, int, int]:
+def muted(rng: np.random.Generator, s: tuple[float, float], v: tuple[float, float]) -> tuple[int, int, int]:
+    """A random hue at saturation and value drawn from `s` and `v` (shared with `demo_source`)."""
     r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*s), rng.uniform(*v))
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
-    c0 = np.array(_muted(rng, (0.1, 0.5), (0.3, 0.9)), dtype=np.float32)
-    c1 = np.array(_muted(rng, (0.1, 0.5), (0.3, 0.9)), dtype=np.float32)
+def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A two-colour gradient with clutter: the scene both generated sets draw their objects on."""
+    c0 = np.array(muted(rng, (0.1, 0.5), (0.3, 0.9)), dtype=np.float32)
+    c1 = np.array(muted(rng, (0.1, 0.5), (0.3, 0.9)), dtype=np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     t = xx * np.cos(angle) + yy * np.sin(angle)
@@ -76,7 +78,7 @@ def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     for _ in range(int(rng.integers(4, 11))):  # clutter: leaves, twigs, stones
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         r = rng.uniform(0.03, 0.15) * w
-        fill = _muted(rng, (0.0, 0.45), (0.2, 0.95))
+        fill = muted(rng, (0.0, 0.45), (0.2, 0.95))
         if rng.random() < 0.5:
             draw.ellipse([x - r, y - r * rng.uniform(0.3, 1), x + r, y + r * rng.uniform(0.3, 1)], fill=fill)
         else:
@@ -91,7 +93,7 @@ def _bird(rng: np.random.Generator, length: float, mark_rgb: tuple[int, int, int
     layer = Image.new("RGBA", (int(2.2 * L), int(1.4 * L)), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
     cx, cy = 1.0 * L, 0.75 * L
-    body = _muted(rng, (0.1, 0.35), (0.35, 0.75))
+    body = muted(rng, (0.1, 0.35), (0.35, 0.75))
     wing = tuple(int(c * 0.7) for c in body)
     hx, hy, hr = cx + 0.55 * L, cy - 0.22 * L, 0.17 * L
     tail = [(cx - 0.4 * L, cy - 0.05 * L), (cx - 0.85 * L, cy - 0.22 * L), (cx - 0.85 * L, cy + 0.12 * L)]
@@ -121,7 +123,7 @@ def render(seed: int, index: int, label: int) -> Image.Image:
     rng = np.random.default_rng([seed, VERSION, index])
     w, h = int(rng.integers(80, 97)), int(rng.integers(64, 81))
     W, H = w * SUPERSAMPLE, h * SUPERSAMPLE
-    canvas = _background(rng, W, H)
+    canvas = background(rng, W, H)
     colour, position = CLASSES[label].split("_")
     draw = ImageDraw.Draw(canvas)
     if rng.random() < 0.3:  # a mark-coloured dot that is not on the bird
