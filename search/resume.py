@@ -157,7 +157,7 @@ class DriverStudy(optuna.Study):
         Optuna's public ``fail_stale_trials`` fails them at once, before a reason can be
         recorded on them (a finished trial's attrs are frozen), so this is the one place
         that calls the storage's private ``_get_stale_trial_ids``;
-        tests/test_search_heartbeat.py fails loudly if an Optuna release drops it.
+        tests/test_search_resume_heartbeat.py fails loudly if an Optuna release drops it.
         """
         return {self.rdb.get_trial_number_from_id(i) for i in self.rdb._get_stale_trial_ids(self._rdb_study_id)}
 

@@ -25,7 +25,7 @@ So a trial stopped at epoch e with top-1 a ranks above every trial stopped earli
 same epoch with a lower top-1 (dominated at the same GFLOPs; or behind it in the PRUNED
 order). TPE takes PRUNED trials that tie on its score in the order they come
 (``_split_pruned_trials`` sorts stably; checked for Optuna 5.0 by a test in
-tests/test_sampler.py that fails loudly if that changes); the order only matters when
+tests/test_search_sampler.py that fails loudly if that changes); the order only matters when
 TPE's good group is larger than the view's COMPLETE trials.
 
 The view is rebuilt only when the real study has new finished trials; a new inner sampler

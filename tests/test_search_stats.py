@@ -45,7 +45,7 @@ def test_told_apart(estimate, apart):
     assert stats.told_apart(estimate) is apart
 
 
-# The points of test_export's DESIGN: front (0, 1, 2, 4); 1 is the knee, 4 max-acc; 3 dominated; 5 infeasible.
+# The points of test_search_export's DESIGN: front (0, 1, 2, 4); 1 is the knee, 4 max-acc; 3 dominated; 5 infeasible.
 POINTS = [
     Point(0, 0.50, 1.00), Point(1, 0.80, 1.01), Point(2, 0.85, 1.04), Point(3, 0.84, 1.05),
     Point(4, 0.90, 1.10), Point(5, 0.99, 1.20, feasible=False),
