@@ -2,9 +2,10 @@
 
 One place decides precision (bf16 autocast on CUDA, float32 on CPU), memory format
 (channels_last everywhere: ConvNeXt's depthwise convs run faster on it, on CPU too: a
-training step of atto at 40 px, two processes sharing 2 cores, 1.1x), micro-batching with
-gradient accumulation, the non-finite guard and where L2SP acts (after backward, before the
-optimizer step), so the benchmark measures exactly the code a search trial runs.
+training step of atto at 40 px, two processes sharing 2 cores, 1.1x), where the loader's
+uint8 batch becomes the model's float input (on the device: `Normalize`), micro-batching
+with gradient accumulation, the non-finite guard and where L2SP acts (after backward,
+before the optimizer step), so the benchmark measures exactly the code a search trial runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -36,12 +38,54 @@ def autocast(device: torch.device) -> AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def tune_backend(device: torch.device) -> None:
+    """cuDNN autotuning on CUDA: every training batch has one shape (the loader drops a short last
+    one), so the one-off search for the fastest convolution kernels pays from the second step on."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch on ``device``, images channels_last like the model (`fgmodel.fit.fit`)."""
+    """The batch on ``device``, images channels_last like the model (`fgmodel.fit.fit`).
+
+    The loader's collate already lays uint8 batches out channels_last, so this is a plain
+    copy (from pinned memory, asynchronous on CUDA), with no permutation on either side.
+    """
     cuda = device.type == "cuda"
     layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
     images = images.to(device, non_blocking=cuda, memory_format=layout)
     return images, labels.to(device, non_blocking=cuda)
+
+
+class Normalize:
+    """uint8 images on the device -> float32 ``(x / 255 - mean) / std``, channels_last kept.
+
+    The loader's workers stop at uint8 (a quarter of float32's bytes through shared memory,
+    pinning and the host-to-device copy, and no float arithmetic on the CPU); this does what
+    torchvision's ``ToDtype(float32, scale=True)`` + ``Normalize`` did there, in the same
+    operations, so on the CPU the result is the same to the bit. The statistics are held on
+    the device, so a step copies nothing but the batch.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device | str):
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"Normalize takes the loader's uint8 images, got {images.dtype}")
+        return images.to(torch.float32).mul_(1.0 / 255).sub_(self.mean).div_(self.std)
+
+
+Prepare = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _prepare(images: torch.Tensor, prepare: Prepare | None) -> torch.Tensor:
+    if prepare is not None:
+        return prepare(images)
+    if images.dtype == torch.uint8:
+        raise TypeError("uint8 images need a prepare step (fgmodel._train_step.Normalize) to become model input")
+    return images
 
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
@@ -59,20 +103,24 @@ class TrainStep:
     that of the whole batch (ConvNeXt normalises per sample: no batch statistics change).
     On CUDA an out-of-memory error halves the micro-batch and retries the same batch.
     A non-finite loss zeroes the gradients and raises `NonFiniteLoss` before any update.
+    `prepare` turns the batch into the model's input once it is on the device (`Normalize`
+    for the loader's uint8 images; None for float batches such as a benchmark's).
     Returns (mean loss, L2SP penalty tensor or None); the loss is read back once per step.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, l2sp: GradPenalty | None = None,
-                 *, micro_batch: int | None = None, forward: nn.Module | None = None):
+                 *, micro_batch: int | None = None, forward: nn.Module | None = None, prepare: Prepare | None = None):
         self.model = model
         self.forward = forward if forward is not None else model  # e.g. a torch.compile'd wrapper
         self.optimizer = optimizer
         self.l2sp = l2sp
         self.micro_batch = micro_batch
+        self.prepare = prepare
         self.device = next(model.parameters()).device
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor | None]:
         images, labels = to_device(images, labels, self.device)
+        images = _prepare(images, self.prepare)
         while True:
             try:
                 return self._step(images, labels)
@@ -107,21 +155,43 @@ class TrainStep:
         return value, penalty
 
 
+def pad_batch(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``images`` with zero images appended up to ``size`` (None, or already that big: as is).
+
+    A compiled forward meets one batch shape in evaluation instead of recompiling for the
+    last, shorter batch; ConvNeXt normalises per sample, so the padding changes no real
+    image's logits, which are the first ``len(images)`` rows.
+    """
+    n = len(images)
+    if size is None or n >= size:
+        return images
+    padded = images.new_zeros((size, *images.shape[1:])).contiguous(memory_format=_layout(images))
+    padded[:n] = images
+    return padded
+
+
+def _layout(images: torch.Tensor) -> torch.memory_format:
+    channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, k: int = 5) -> tuple[float, float]:
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, k: int = 5, *, prepare: Prepare | None = None,
+             pad_to: int | None = None) -> tuple[float, float]:
     """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches.
 
     `timm.utils.accuracy` gives each batch's percentages (k clipped to the class count); they
     are summed as hit counts on the device, so batches of any size weigh by their images and
-    the result is read back once.
+    the result is read back once. `prepare` as in `TrainStep`; `pad_to`: see `pad_batch`.
     """
     model.eval()
     hits = torch.zeros(2, dtype=torch.float64, device=device)
     total = 0
     for images, labels, *_ in loader:
         images, labels = to_device(images, labels, device)
+        images = _prepare(images, prepare)
         with autocast(device):
-            logits = model(images)
+            logits = model(pad_batch(images, pad_to))[: len(labels)]
         top1, topk = accuracy(logits.float(), labels, topk=(1, k))
         hits += torch.stack([top1, topk]).double() * (len(labels) / 100.0)
         total += len(labels)

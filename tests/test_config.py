@@ -179,9 +179,13 @@ def test_resume_free_keys_are_real_fields_about_data_and_speed():
                                      "optim.micro_batch"}
 
 
-def test_runtime_settings_default_off_and_round_trip(tmp_path):
+def test_runtime_settings_default_to_auto_and_round_trip(tmp_path):
     base = RunConfig()
-    assert (base.model.compile, base.optim.micro_batch) == (False, None)
-    cfg = base.replace(**{"model.compile": True, "optim.micro_batch": 8})
-    dump_yaml(cfg, tmp_path / "c.yaml")
-    assert load_yaml(tmp_path / "c.yaml") == cfg
+    assert (base.model.compile, base.optim.micro_batch) == (None, None)  # compile: by device (fgmodel.fit)
+    for compile in (True, False, None):
+        cfg = base.replace(**{"model.compile": compile, "optim.micro_batch": 8})
+        dump_yaml(cfg, tmp_path / "c.yaml")
+        assert load_yaml(tmp_path / "c.yaml") == cfg
+    for text, value in (("true", True), ("false", False), ("null", None)):  # YAMLs written before null existed
+        (tmp_path / "old.yaml").write_text(f"model:\n  compile: {text}\n")
+        assert load_yaml(tmp_path / "old.yaml").model.compile is value

@@ -76,7 +76,7 @@ def test_build_loaders_on_demo(demo_root: Path, eval_on: str, sizes: tuple[int, 
     assert (len(loaders.train.dataset), len(loaders.eval.dataset)) == sizes
     images, labels, n_bad = next(iter(loaders.train))
     size = DEMO_PROFILE["data.image_size"]
-    assert images.shape == (16, 3, size, size) and images.dtype == torch.float32
+    assert images.shape == (16, 3, size, size) and images.dtype == torch.uint8  # normalised on the device
     assert labels.dtype == torch.long and int(n_bad) == 0
     first_epoch = next(iter(build_loaders(cfg, batch_size=16).train))[1].tolist()
     other_seed = next(iter(build_loaders(cfg.replace(**{"optim.seed": 1}), batch_size=16).train))[1].tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from data_fixtures import jpeg, make_cub
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from fgmodel.data import ImageDataset, Sample, collate, load_image, load_task
@@ -119,3 +120,23 @@ def test_resized_cache_gives_the_same_pixels_and_skips_bad(tmp_path: Path):
     stamp = file.stat().st_mtime_ns
     assert build_cache(samples, 32, tmp_path / "cache", progress=False) == file and file.stat().st_mtime_ns == stamp
     assert build_cache(samples, 48, tmp_path / "cache", progress=False) != file  # keyed by size
+
+
+def test_collate_lays_image_batches_out_channels_last_as_the_model_runs():
+    from torchvision.transforms import v2
+
+    images = [v2.ToImage()(Image.effect_noise((12, 10), 40 + i).convert("RGB")) for i in range(3)]
+    batch, labels, n_bad = collate([(image, i, 0) for i, image in enumerate(images)])
+    assert batch.dtype == torch.uint8 and batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, torch.stack(images)) and labels.tolist() == [0, 1, 2] and int(n_bad) == 0
+
+
+@pytest.mark.parametrize("n, batch_size, drops", [(100, 32, True), (64, 32, True), (32, 32, True), (31, 32, False)])
+def test_the_train_loader_drops_a_short_last_batch_unless_it_is_the_only_one(n: int, batch_size: int, drops: bool):
+    from fgmodel.data.loader import _loader, train_drop_last
+
+    assert train_drop_last(n, batch_size) is drops
+    samples = [Sample(f"/none/{i}.jpg", 0) for i in range(n)]
+    train = _loader(ImageDataset(samples), batch_size, True, 0, False, 0)
+    evaluation = _loader(ImageDataset(samples), batch_size, False, 0, False, 0)
+    assert len(train) == (n // batch_size if drops else 1) and len(evaluation) == -(-n // batch_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,11 @@ from torch import nn
 import fgmodel.fit as fit_mod
 import fgmodel.train as train_mod
 from fgmodel import checkpoint
-from fgmodel._train_step import NonFiniteLoss, TrainStep, evaluate, to_device
+from fgmodel._train_step import NonFiniteLoss, Normalize, TrainStep, evaluate, pad_batch, to_device
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig, dump_yaml, load_yaml, to_dict
 from fgmodel.data import DEMO_PROFILE, head_size
-from fgmodel.fit import EpochReport, fit
+from fgmodel.fit import EpochReport, fit, use_compile
 from fgmodel.train import final_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -96,6 +97,57 @@ def test_to_device_makes_image_batches_channels_last_on_cpu_too():
     assert not images.is_contiguous(memory_format=torch.channels_last) and torch.equal(same, labels)
     logits = torch.rand(2, 5)  # not an image batch: left as it is
     assert to_device(logits, labels, torch.device("cpu"))[0].is_contiguous()
+
+
+def test_uint8_batches_need_a_prepare_step_which_runs_on_the_device():
+    x, y = _batch(4)
+    images = (x.clamp(-2, 2) * 60 + 128).to(torch.uint8)
+    with pytest.raises(TypeError, match="uint8 images need a prepare step"):
+        TrainStep(_tiny(), torch.optim.SGD(_tiny().parameters(), lr=0.1))(images, y)
+    stats = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    a, b = _tiny(), _tiny()
+    loss_uint8, _ = TrainStep(a, torch.optim.SGD(a.parameters(), lr=0.5), prepare=Normalize(*stats, "cpu"))(images, y)
+    floats = (images.float() / 255 - torch.tensor(stats[0]).view(3, 1, 1)) / torch.tensor(stats[1]).view(3, 1, 1)
+    loss_float, _ = TrainStep(b, torch.optim.SGD(b.parameters(), lr=0.5))(floats, y)
+    assert loss_uint8 == pytest.approx(loss_float, rel=1e-6)
+
+
+def test_padding_the_last_evaluation_batch_changes_no_result():
+    """A compiled run pads a short evaluation batch to the batch size; the padding's logits are cut off."""
+    model = _tiny().eval()
+    g = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g)) for n in (4, 4, 3)]
+    cpu = torch.device("cpu")
+    seen: list[int] = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    assert evaluate(model, batches, cpu, k=2, pad_to=4) == evaluate(model, batches, cpu, k=2)
+    assert seen == [4, 4, 4, 4, 4, 3]  # padded, then as they come
+    images = batches[2][0].contiguous(memory_format=torch.channels_last)
+    padded = pad_batch(images, 4)
+    assert padded.shape == (4, 3, 8, 8) and padded.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(padded[:3], images) and not padded[3].any()
+    assert pad_batch(images, None) is images and pad_batch(images, 3) is images
+
+
+def test_compile_defaults_to_cuda_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (use_compile(None, cpu), use_compile(None, cuda)) == (False, True)
+    assert (use_compile(True, cpu), use_compile(False, cuda)) == (True, False)
+
+
+def test_data_wait_counts_the_time_blocked_in_the_loader_only():
+    class Slow:
+        def __iter__(self):
+            for i in range(3):
+                time.sleep(0.05)
+                yield i
+
+    waited = fit_mod._Waited(Slow())
+    got = []
+    for item in waited:
+        got.append(item)
+        time.sleep(0.1)  # the step: not waiting for data
+    assert got == [0, 1, 2] and 0.15 <= waited.seconds < 0.25
 
 
 def test_evaluate_weighs_batches_by_their_images_and_clips_k_to_the_class_count():
@@ -183,7 +235,7 @@ def test_cli_flags_set_the_runtime_fields():
     args = train_mod._parser().parse_args(["--config", "paper_best"])
     assert (args.compile, args.micro_batch) == (None, None)  # absent: the config's own values stay
     cfg, _ = final_config(load_yaml("paper_best").replace(**{"optim.micro_batch": 4}), compile=args.compile)
-    assert (cfg.model.compile, cfg.optim.micro_batch) == (False, 4)
+    assert (cfg.model.compile, cfg.optim.micro_batch) == (None, 4)
 
 
 def test_resume_accepts_changed_data_location_and_speed_settings_but_not_training_fields(tmp_path: Path):
@@ -258,14 +310,19 @@ def test_fit_learns_and_reports_every_field(demo_root: Path):
     assert all(0.0 < r.l2sp_penalty < 1.0 for r in reports)  # lambda 1e-4: positive and small
     assert [r.l2sp_penalty for r in reports] == sorted(r.l2sp_penalty for r in reports)  # weights drift away
     assert all(r.images_per_sec > 0 and 0 < r.seconds < 600 and r.skipped_images == 0 for r in reports)
-    assert reports[0].seconds * reports[0].images_per_sec > 840  # 840 train images; seconds include evaluation
+    assert all(0.0 < r.data_wait < 1.0 for r in reports) and "data_wait" in reports[0].to_dict()
+    # 840 train images in 26 full batches of 32 (the short last one dropped); seconds include evaluation
+    assert reports[0].seconds * reports[0].images_per_sec > 832
 
 
 @pytest.mark.slow
 def test_report_can_stop_the_run_and_the_config_sets_compile_and_micro_batch(small_demo_root: Path, tmp_path: Path,
                                                                              monkeypatch):
-    compiled, micro_batches = [], []
+    import torch._dynamo
+
+    compiled, micro_batches, resets = [], [], []
     monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)  # inductor takes minutes
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(len(compiled)))
     real_step = fit_mod.TrainStep
 
     def recording_step(*args, **kwargs):
@@ -278,10 +335,49 @@ def test_report_can_stop_the_run_and_the_config_sets_compile_and_micro_batch(sma
     cfg = demo_config(small_demo_root, **{"optim.epochs": 3, "optim.micro_batch": 12, "model.compile": True})
     result = fit(cfg, lambda r: seen.append(r) or True, output_dir=tmp_path)
     assert micro_batches == [12] and len(compiled) == 1 and compiled[0].num_classes == 20
+    assert resets == [0]  # the compiler's caches cleared before compiling
     assert result.status == "stopped" and "after epoch 1 of 3" in result.reason
     assert [r.epoch for r in result.history] == [1] and seen == result.history
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert (saved["status"], saved["epochs_run"], saved["eval_on"]) == ("stopped", 1, "val")
+
+
+@pytest.mark.slow
+def test_a_compiled_run_compiles_one_training_and_one_evaluation_graph_per_fit(small_demo_root: Path, monkeypatch):
+    """Real dynamo (its eager backend: tracing and guards without inductor's minutes): odd set sizes
+    (288 train and 32 + 3 eval images at batch 32) recompile nothing in a later epoch, and a second
+    fit in the same process, as a Ray worker runs trial after trial, starts from empty caches."""
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounter
+
+    real_compile = torch.compile
+    counters: list[CompileCounter] = []
+
+    def counting_compile(model):
+        counters.append(CompileCounter())
+        return real_compile(model, backend=counters[-1])
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    # one fit's two graphs fill the limit: without the reset a second fit would run eager
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    batch_sizes: list[int] = []
+    real_build = fit_mod.build_model
+
+    def build_recording(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.register_forward_pre_hook(lambda module, inputs: batch_sizes.append(len(inputs[0])))
+        return model
+
+    monkeypatch.setattr(fit_mod, "build_model", build_recording)
+    cfg = demo_config(small_demo_root, **{"model.compile": None, "optim.epochs": 2, "data.val_fraction": 0.1})
+    assert fit(cfg).status == "completed" and counters == []  # compile: null is off on the CPU
+    for _ in range(2):
+        batch_sizes.clear()
+        result = fit(cfg.replace(**{"model.compile": True}))
+        assert result.status == "completed" and len(result.history) == 2
+        assert counters[-1].frame_count == 2  # train and eval, compiled once each for both epochs
+        assert set(batch_sizes) == {32}  # 9 training batches, the short eval batch of 3 padded to 32
+    assert len(counters) == 2
 
 
 @pytest.mark.slow
@@ -357,7 +453,8 @@ def test_loader_workers_draw_the_same_augmentations_as_in_process_loading(small_
     assert epoch(workers, 6)[0].shape == first[0].shape
     again = epoch(workers, 5)  # same persistent workers, a later pass with the same epoch seed
     reference = epoch(in_process, 5)
-    assert len(first) == len(reference) == 5
+    assert len(first) == len(reference) == 4  # 288 images: 4 full batches of 64, the short last one dropped
+    assert first[0].dtype == torch.uint8 and first[0].is_contiguous(memory_format=torch.channels_last)
     assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(first, again, reference))
     assert not torch.equal(epoch(in_process, 6)[0], reference[0])
 

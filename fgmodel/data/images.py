@@ -135,6 +135,18 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def collate(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack images and labels; sum the items' replacements into one scalar `n_bad`."""
+    """Stack images and labels; sum the items' replacements into one scalar `n_bad`.
+
+    (C, H, W) images are stacked channels_last, the layout of the model's input: a PIL
+    image's tensor is already a (C, H, W) view of (H, W, C) pixels, so each is copied as one
+    block here and the batch goes to the device without a permutation on either side.
+    """
     images, labels, bad = zip(*batch)
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long), torch.tensor(sum(bad), dtype=torch.long)
+    first = images[0]
+    if first.dim() == 3:
+        stacked = torch.empty((len(images), *first.shape), dtype=first.dtype, memory_format=torch.channels_last)
+        for i, image in enumerate(images):
+            stacked[i] = image
+    else:
+        stacked = torch.stack(images)
+    return stacked, torch.tensor(labels, dtype=torch.long), torch.tensor(sum(bad), dtype=torch.long)
