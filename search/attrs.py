@@ -46,4 +46,5 @@ ROLE = "role"  # why that trial is confirmed: front, next best, baseline, best p
 VAL_TOP1 = "val_top1"  # the run's last-epoch validation top-1 (also its first objective)
 STATUS = "status"  # "non_finite": the loss diverged, final for that seed
 CONFIRMS_STUDY = "confirms_study"  # study attr of the confirm study: the search study's name
+DESIGN = "design"  # study attr of the confirm study: its last run's {top, seeds, race, seed, level}
 VAL_IMAGES = "val_images"  # study attr: images in the validation split (n of the binomial standard error)

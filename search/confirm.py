@@ -1,32 +1,40 @@
 """Confirm the front: train its best configs again with new seeds, so a pick rests on means, not on one run.
 
-    python -m search.confirm --study studies/cub [--top 4] [--seeds 3] [--storage URL]
+    python -m search.confirm --study studies/cub [--top 4] [--seeds 3] [--race] [--storage URL]
 
 Every point of a search is one training run scored on one validation split; the single
 best run is partly the luckiest one (the winner's curse). Confirmation trains, at full
-fidelity (the study's epochs), on the same validation split:
+fidelity (the study's epochs), on the validation split each trial was selected on:
 
 - the ``top`` most accurate trials of the feasible Pareto front, and when the front has
   fewer, the next most accurate feasible COMPLETE trials (single-run top-1; ties go to
   fewer GFLOPs, then the earlier trial);
+- the knee of the single-run front (the cheap end, for the knee pick on the means);
 - the paper's baseline row (the reference of every paired difference), in whatever state
   the search left it (the scheduler may have stopped it: confirmation trains it fully anyway);
 - the best paper row: the most accurate feasible COMPLETE row other than the baseline.
 
 each with ``seeds`` new seeds: the study's seed + 1, + 2, ... as ``optim.seed`` (initial
-weights, data order, augmentation), while ``data.split_seed`` keeps the study's split.
-The search's own run is not one of them: it was selected for being high, so counting it
-would bias the mean upward.
+weights, data order, augmentation), while ``data.split_seed`` keeps the trial's own split
+(its ``data.split_seed``, or its ``optim.seed`` when that is None). The search's own run is
+not one of them: it was selected for being high, so counting it would bias the mean upward.
+With ``race`` (``confirm: {race: true}``, ``--race``) ``seeds`` is a maximum: seeds go in
+rounds and a candidate clearly dominated by one no costlier stops (`search.racing`); each
+round is one `search.tuner.run_trials` call. The confirmation prints its rounds, its stops
+and the runs it trained against the fixed design's count.
 
 The runs are Ray trials run as the search's are (`search.tuner.run_trials`: the same
 trainable on the finished config, the spec's resources and concurrency). Each is a trial
 of a second study, ``<study>:confirm``, in the same storage (so optuna-dashboard shows it
 beside the search), with the same objectives and user attrs ``confirms`` (the search
 trial's number), ``seed``, ``config``, ``curve``, ``val_top1``, ``gflops`` and
-``paper_row`` where it has one. Resume-safe: a (trial, seed) pair with a COMPLETE record,
-or a FAIL from a non-finite loss (a fixed seed diverges again), is not run again; a
-record left RUNNING by a killed process is failed ("driver died") and run again; Ctrl-C
-fails the runs in flight ("interrupted") and keeps the finished ones (`search.resume`).
+``paper_row`` where it has one; the confirm study's ``design`` attr holds the last run's
+design, from which the report and the export recompute the race. Resume-safe: a (trial,
+seed) pair with a COMPLETE record, or a FAIL from a non-finite loss (a fixed seed diverges
+again: the config is unstable), is not run again; a record left RUNNING by a killed
+process is failed ("driver died") and run again; Ctrl-C fails the runs in flight
+("interrupted") and keeps the finished ones (`search.resume`). A run that raises is run
+again by the next command, not by this one.
 
 This module runs a confirmation (the confirm study, Ray, the CLI); `search.confirmed`
 decides what to run and reads the records back (plain functions).
@@ -47,19 +55,23 @@ from optuna.trial import TrialState
 
 from search import attrs, pareto
 from search.confirmed import (
+    DEFAULT_SEEDS,
+    DEFAULT_TOP,
     NON_FINITE,
     Candidate,
-    Plan,
+    Design,
     Run,
     choose_candidates,
-    confirm_seeds,
-    plan,
+    left_running,
+    progress,
     run_config,
+    split_of,
+    summarize,
 )
 from search.live import LiveTrial
+from search.racing import Race
 from search.resume import fail_left_running
 
-DEFAULT_TOP, DEFAULT_SEEDS = 4, 3  # the confirm block's defaults (a key left out)
 
 class Recorder:
     """Keeps the confirm study in step with Ray: a RUNNING record per started run, its curve, then COMPLETE or FAIL.
@@ -171,19 +183,22 @@ def _train(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
 class Outcome:
     confirm: optuna.Study
     candidates: list[Candidate]
-    plan: Plan
+    design: Design
+    state: Race  # where it stands: its rounds and stops, and the runs still lacking (a failure or Ctrl-C)
     interrupted: bool
     wall_seconds: float
 
 
-def settings(block: Mapping[str, int] | None, top: int | None = None, seeds: int | None = None) -> tuple[int, int]:
-    """(top, seeds): the arguments, else the spec's ``confirm:`` block, else the defaults."""
+def settings(block: Mapping[str, Any] | None, top: int | None = None, seeds: int | None = None,
+             race: bool | None = None, seed: int = 0) -> Design:
+    """The design: the arguments, else the spec's ``confirm:`` block, else the defaults; ``seed``: the study's."""
     block = block or {}
     top = top if top is not None else int(block.get("top", DEFAULT_TOP))
     seeds = seeds if seeds is not None else int(block.get("seeds", DEFAULT_SEEDS))
+    race = race if race is not None else bool(block.get("race", False))
     if top < 1 or seeds < 1:
         raise ValueError(f"confirm needs --top >= 1 and --seeds >= 1, got {top} and {seeds}")
-    return top, seeds
+    return Design(top, seeds, race, seed)
 
 
 def stored_spec(study: optuna.Study) -> Any:
@@ -195,48 +210,88 @@ def stored_spec(study: optuna.Study) -> Any:
     return spec_mod.from_dict(study.user_attrs[attrs.SPEC])
 
 
+def _names(numbers: Sequence[int]) -> str:
+    return ", ".join(map(str, numbers))
+
+
+def _log_rounds(state: Race, since: int, log: Callable[[str], None]) -> int:
+    """Log the rounds ``state`` completed after the first ``since``; returns how many are logged now."""
+    for k, r in enumerate(state.rounds[since:], start=since + 1):
+        stops = "".join(f"; stop trial {s.number}: {s.reason}" for s in r.stopped)
+        log(f"confirm: round {k} (seed {r.seed}) done: trials {_names(r.ran)}{stops}")
+    if state.rounds and not state.todo and len(state.rounds) > since:
+        one = len(state.alive) == 1
+        log(f"confirm: the race is over after round {len(state.rounds)}: trial{'' if one else 's'} "
+            f"{_names(state.alive)} {'remains' if one else 'remain'}")
+    return len(state.rounds)
+
+
 def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spec: Any = None,
-                top: int | None = None, seeds: int | None = None, trainable: Callable[..., Any] | None = None,
-                verbose: bool = False, log: Callable[[str], None] = print) -> Outcome:
+                top: int | None = None, seeds: int | None = None, race: bool | None = None,
+                trainable: Callable[..., Any] | None = None, verbose: bool = False,
+                log: Callable[[str], None] = print) -> Outcome:
     """Confirm ``study``'s front (see the module doc).
 
     ``storage``: the study's storage URL. ``spec``: the resources, concurrency, epochs and
-    seed to use (default: the spec the study was created with); ``top`` and ``seeds``
-    default to its ``confirm:`` block. ``trainable`` replaces `search.trainable.train_trial` (tests).
+    seed to use (default: the spec the study was created with); ``top``, ``seeds`` and
+    ``race`` default to its ``confirm:`` block. ``trainable`` replaces
+    `search.trainable.train_trial` (tests).
     """
     from search.studydir import open_confirm_study, storage_for
 
     started = time.perf_counter()
     spec = spec if spec is not None else stored_spec(study)
-    top, seeds = settings(spec.confirm, top, seeds)
+    design = settings(spec.confirm, top, seeds, race, spec.seed)
     trials = study.get_trials(deepcopy=False)
-    candidates = choose_candidates(trials, pareto.pareto_front(study), top)
+    candidates = choose_candidates(trials, pareto.pareto_front(study), design.top)
     if not candidates:
         raise ValueError(f"study {study.study_name!r} has no COMPLETE trial within the FLOPs budget to confirm")
     by_number = {t.number: t for t in trials}
-    seed_list = confirm_seeds(spec.seed, seeds)
-    configs = {(c.number, s): run_config(by_number[c.number], s, spec.seed) for c in candidates for s in seed_list}
+    configs = {(c.number, s): run_config(by_number[c.number], s) for c in candidates for s in design.seed_list}
+    splits = sorted({split_of(by_number[c.number].user_attrs[attrs.CONFIG]) for c in candidates})
+    if len(splits) > 1:
+        log(f"confirm: warning: the candidates were selected on different validation splits ({_names(splits)}); "
+            f"each is confirmed on its own, so their differences mix in the splits'")
+    val_images = study.user_attrs.get(attrs.VAL_IMAGES)
+    step = 1.0 / val_images if val_images else None
 
     confirm = open_confirm_study(study, storage_for(storage))
-    todo = plan(candidates, seed_list, confirm.get_trials(deepcopy=False))
-    if todo.left_running:
-        fail_left_running(confirm, todo.left_running)
-        log(f"confirm: runs {', '.join(map(str, todo.left_running))} of {confirm.study_name!r} were left RUNNING "
-            f"by a dead process: FAIL, run again")
+    confirm.set_user_attr(attrs.DESIGN, design.to_dict())
+    dead = left_running(confirm.get_trials(deepcopy=False))
+    if dead:
+        fail_left_running(confirm, dead)
+        log(f"confirm: runs {_names(dead)} of {confirm.study_name!r} were left RUNNING by a dead process: "
+            f"FAIL, run again")
     roles = ", ".join(f"{c.number} ({c.role})" for c in candidates)
-    log(f"confirm: trials {roles} x seeds {', '.join(map(str, seed_list))}: {len(todo.todo)} runs to train, "
-        f"{len(todo.done)} recorded; {spec.epochs} epochs each, {spec.concurrency} at a time")
-    interrupted = False
-    if todo.todo:
-        recorder = Recorder(confirm, candidates, configs, spec.epochs, log)
+    how = f"racing, at most {design.seeds} seeds" if design.race else f"{design.seeds} seeds each"
+    log(f"confirm: trials {roles}; {how} ({_names(design.seed_list)}); {spec.epochs} epochs each, "
+        f"{spec.concurrency} at a time")
+    recorder = Recorder(confirm, candidates, configs, spec.epochs, log)
+    interrupted, logged = False, 0
+    tried: set[Run] = set()
+    while True:
+        state = progress(design, candidates, confirm.get_trials(deepcopy=False), step)
+        logged = _log_rounds(state, logged, log)
+        if not state.todo or interrupted:
+            break
+        if tried & set(state.todo):  # it ran in this process and raised: the next command runs it again
+            log(f"confirm: runs of trials {_names(sorted({r.confirms for r in state.todo}))} failed; "
+                f"run the command again to retry them")
+            break
+        tried |= set(state.todo)
+        what = f"round {len(state.rounds) + 1} (seed {state.todo[0].seed})" if design.race else "runs"
+        log(f"confirm: {what}: {len(state.todo)} to train (trials {_names(sorted({r.confirms for r in state.todo}))})")
         try:
-            _train(spec, todo.todo, recorder, Path(study_dir), trainable, verbose)
+            _train(spec, state.todo, recorder, Path(study_dir).resolve(), trainable, verbose)
         except KeyboardInterrupt:
             interrupted = True
         # Tune's own Ctrl-C handling returns from fit() with runs unfinished: they are still live here
         interrupted = interrupted or bool(recorder.live)
         recorder.fail_live(attrs.INTERRUPTED)
-    return Outcome(confirm, candidates, todo, interrupted, time.perf_counter() - started)
+    confirmed = summarize(study, confirm)
+    if confirmed is not None:
+        log(f"confirm: {confirmed.cost()}")
+    return Outcome(confirm, candidates, design, state, interrupted, time.perf_counter() - started)
 
 
 RESOURCE_FLAGS = ("concurrency", "cpus_per_trial", "gpus_per_trial", "address")
@@ -254,7 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_study_arguments(parser)
     parser.add_argument("--top", type=int, help=f"front trials to confirm (default: the spec's confirm: block, "
                                                 f"else {DEFAULT_TOP})")
-    parser.add_argument("--seeds", type=int, help=f"new seeds per trial (default: the spec's, else {DEFAULT_SEEDS})")
+    parser.add_argument("--seeds", type=int, help=f"new seeds per trial, the most under --race (default: the "
+                                                  f"spec's, else {DEFAULT_SEEDS})")
+    parser.add_argument("--race", action=argparse.BooleanOptionalAction,
+                        help="seeds in rounds; a candidate clearly dominated stops (default: the spec's, else no)")
     parser.add_argument("--concurrency", type=int, help="runs at once (default: the spec's)")
     parser.add_argument("--cpus-per-trial", type=float, help="(default: the spec's)")
     parser.add_argument("--gpus-per-trial", type=float, help="(default: the spec's)")
@@ -268,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = stored_spec(study)
         spec = spec.replace(**{k: getattr(args, k) for k in RESOURCE_FLAGS if getattr(args, k) is not None})
         outcome = run_confirm(study, args.storage or read_pointer(args.study).storage, args.study, spec=spec,
-                              top=args.top, seeds=args.seeds, verbose=args.verbose)
+                              top=args.top, seeds=args.seeds, race=args.race, verbose=args.verbose)
         paths = write_reports(study, args.study, outcome.confirm)
         print("")
         print(paths.table)
@@ -278,6 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"interrupted: the finished runs are kept; run again to train the rest:\n  {again}",
                   file=sys.stderr)
             return 130
+        if outcome.state.todo:
+            again = shlex.join(["python", "-m", "search.confirm", *argv])
+            print(f"incomplete: {len(outcome.state.todo)} runs failed; run again to retry them:\n  {again}",
+                  file=sys.stderr)
+            return 1
         print(f"confirmed in {outcome.wall_seconds:.0f} s; export: python -m search.export "
               f"--study {shlex.quote(args.study)} --pick knee --out best.yaml")
         return 0

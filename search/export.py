@@ -8,8 +8,11 @@ The config is the one the trial trained with (its ``config`` user attr), set to
 ``data.eval_on = "test"``: final training uses all of train and reports test accuracy.
 A pick (`search.stats.pick`) rests on the confirmed means when `search.confirm` has
 re-trained trials with new seeds, so the luckiest single run does not win; otherwise on
-the search's own front of single runs, and the command warns that it does. The YAML's
-first line says which numbers the choice rests on.
+the search's own front of single runs, and the command warns that it does. A confirmation
+that lacks runs (interrupted, or a resumed search moved the front) is refused unless
+``--allow-partial``: its picks would be the best of whatever got confirmed. A config
+that diverged on a seed is never picked. The YAML's first line says which numbers the
+choice rests on.
 """
 
 from __future__ import annotations
@@ -44,10 +47,11 @@ class Choice:
 
 
 def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
-           confirm: optuna.Study | None = None) -> Choice:
+           confirm: optuna.Study | None = None, allow_partial: bool = False) -> Choice:
     """The trial to export and what it rests on; ValueError with a one-line reason when there is none.
 
-    ``confirm``: the study's ``<name>:confirm`` study; with confirmed runs, picks are on their means.
+    ``confirm``: the study's ``<name>:confirm`` study; with confirmed runs, picks are on
+    their means, and only from a complete confirmation unless ``allow_partial``.
     """
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     confirmed = summarize(study, confirm)
@@ -63,9 +67,17 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
         return Choice(found, f"trial {trial} chosen by number: {_numbers(study, found, confirmed)}", False)
     if pick not in stats.PICKS:
         raise ValueError(f"unknown pick {pick!r} (known: {', '.join(stats.PICKS)})")
-    if confirmed and confirmed.picks:
+    if confirmed:
+        if confirmed.missing and not allow_partial:
+            raise ValueError(f"{confirmed.incomplete()}: finish it with search.confirm, or pass --allow-partial "
+                             f"to pick from what it has")
+        if not confirmed.picks:
+            raise ValueError("no confirmed config is both within the FLOPs budget and stable (no diverged seed); "
+                             "choose one with --trial N")
         chosen = trials[confirmed.picks[pick]]
-        return Choice(chosen, f"picked by {pick} on confirmed means: {_numbers(study, chosen, confirmed)}", False)
+        partial = f" ({confirmed.incomplete()})" if confirmed.missing else ""
+        return Choice(chosen, f"picked by {pick} on confirmed means{partial}: {_numbers(study, chosen, confirmed)}",
+                      False)
     if not any(t.state == TrialState.COMPLETE for t in trials.values()):
         raise ValueError(f"study {study.study_name!r} has no COMPLETE trials yet ({len(trials)} trials)")
     front = pareto.pareto_front(study)
@@ -79,8 +91,11 @@ def _numbers(study: optuna.Study, trial: FrozenTrial, confirmed: Confirmed | Non
     """``val top-1 45.20% +- 0.80 over 3 seeds, 0.0312 GFLOPs (trial 7)``: a confirmed mean, else the single run."""
     point = confirmed.points.get(trial.number) if confirmed else None
     if point is not None:
-        se = "" if math.isnan(point.top1.se) else f" +- {100 * point.top1.se:.2f}"
-        return (f"mean val top-1 {point.top1.mean:.2%}{se} over {point.top1.n} seeds, "
+        level = confirmed.design.level
+        h = point.top1.halfwidth(level)
+        ci = "" if math.isnan(h) else f" +- {100 * h:.2f} ({level:.0%} t-interval)"
+        unstable = f", diverged on seeds {', '.join(map(str, point.diverged))}" if point.diverged else ""
+        return (f"mean val top-1 {point.top1.mean:.2%}{ci} over {point.top1.n} seeds{unstable}, "
                 f"{point.gflops:.4g} GFLOPs (trial {trial.number})")
     top1 = float(trial.values[0])
     n = study.user_attrs.get(attrs.VAL_IMAGES)
@@ -109,12 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="choose from the Pareto front, of the confirmed means when there are any "
                             "(default: max-acc)")
     parser.add_argument("--out", default="best.yaml", help="output YAML (default: best.yaml)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="pick from a confirmation that lacks runs (interrupted, or the front moved since)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def export_chosen() -> None:
         study = load_study(args.study, args.storage)
-        choice = choose(study, args.trial, args.pick, load_confirm_study(study, args.study, args.storage))
+        choice = choose(study, args.trial, args.pick, load_confirm_study(study, args.study, args.storage),
+                        args.allow_partial)
         if choice.single_runs:
             print(f"warning: nothing is confirmed, so the pick rests on single runs (the luckiest run tends to "
                   f"win); confirm the front first: python -m search.confirm --study {args.study}", file=sys.stderr)

@@ -5,9 +5,10 @@ comparable: COMPLETE trials at their top-1 (the front joined by a line, error ba
 binomial standard error); early-stopped trials (PRUNED) at the best top-1 they reached, a
 partial-training figure; over-budget trials (PRUNED before training) at top-1 = 0, having
 none. On top: the paper's Table 1 rows labelled where they landed, the baseline and the
-budget limit as vertical lines, and the confirmed means +- their standard error across
-seeds with their own front. Failed and unfinished trials have no point; the title counts
-them.
+budget limit as vertical lines, and the confirmed means +- the half-width of their
+Student-t interval across seeds (the level in the legend) with their own front. Failed and
+unfinished trials have no point; the title counts them, and says what the confirmation
+cost and what its intervals do not cover.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from optuna.trial import FrozenTrial
 
 from search import attrs, budget
 from search.confirmed import Confirmed, ConfirmedPoint
-from search.report_tables import best_curve, kind, single_se
+from search.report_tables import best_curve, caveats, kind, single_se, status
 from search.trials import gflops_of
 
 _TRACES = {
@@ -65,21 +66,26 @@ def _hover(t: FrozenTrial, kind: str, y: float) -> str:
 
 
 def _error_bars(values: Sequence[float]) -> dict | None:
-    """Plotly error bars of +- one standard error; None when there is none to draw."""
+    """Plotly error bars of +- ``values``; None when there is none to draw."""
     if all(math.isnan(v) for v in values):
         return None
     return dict(type="data", array=[0.0 if math.isnan(v) else v for v in values], visible=True, thickness=1, width=3)
 
 
-def _confirmed_hover(p: ConfirmedPoint, baseline: int | None) -> str:
+def _confirmed_hover(p: ConfirmedPoint, baseline: int | None, level: float) -> str:
     lines = [f"<b>trial {p.number}</b> confirmed ({p.role}" + (f", {p.paper_row}" if p.paper_row else "") + ")"]
-    se = "" if math.isnan(p.top1.se) else f" +- {p.top1.se:.2%}"
-    lines.append(f"mean val top-1 {p.top1.mean:.2%}{se} over {p.top1.n} seeds, {p.gflops:.3f} GFLOPs")
+    h = p.top1.halfwidth(level)
+    ci = "" if math.isnan(h) else f" +- {h:.2%} ({level:.0%} t-interval)"
+    lines.append(f"mean val top-1 {p.top1.mean:.2%}{ci} over {p.top1.n} seeds, {p.gflops:.3f} GFLOPs")
     lines.append("seeds: " + ", ".join(f"{seed}: {v:.2%}" for seed, v in p.runs.items()))
     d = p.vs_baseline
     if d is not None and p.number != baseline and d.n:
-        se = "" if math.isnan(d.se) else f" +- {100 * d.se:.2f}"
-        lines.append(f"minus the baseline (trial {baseline}): {100 * d.mean:+.2f}{se} pp over {d.n} paired seeds")
+        h = d.halfwidth(level)
+        ci = "" if math.isnan(h) else f" +- {100 * h:.2f}"
+        lines.append(f"minus the baseline (trial {baseline}): {100 * d.mean:+.2f}{ci} pp over {d.n} paired seeds")
+    if status(p):
+        lines.append(f"diverged on seeds {', '.join(map(str, p.diverged))}: unstable, not picked"
+                     if p.diverged else str(p.stopped))
     return "<br>".join(lines)
 
 
@@ -137,9 +143,12 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
     if undrawn:
         notes.append("not drawn: " + ", ".join(f"{n} {s}" for s, n in sorted(undrawn.items())) + " (see trials.csv)")
     if val_images:
-        notes.append(f"error bars: +- 1 standard error (single runs: binomial, {val_images} validation images)")
+        notes.append(f"error bars: single runs +- 1 binomial standard error ({val_images} validation images)"
+                     + (f"; confirmed means +- their {confirmed.design.level:.0%} t-interval" if confirmed else ""))
     if confirmed:
-        notes.append(confirmed.verdict)
+        notes += [confirmed.verdict, confirmed.cost(), caveats(confirmed)]
+        if confirmed.missing:
+            notes.append(confirmed.incomplete())
     if notes:
         title += "".join(f"<br><sub>{note}</sub>" for note in notes)
     fig.update_layout(title=title, xaxis_title="GFLOPs per image", yaxis_title="validation top-1",
@@ -149,14 +158,15 @@ def pareto_figure(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
 
 
 def _add_confirmed(fig: go.Figure, confirmed: Confirmed) -> None:
-    """The confirmed means +- their standard error across seeds, and the front of the means as a dashed line."""
+    """The confirmed means +- their t-interval across seeds, and the front of the means as a dashed line."""
+    level = confirmed.design.level
     points = sorted(confirmed.points.values(), key=lambda p: (p.gflops, -p.top1.mean, p.number))
     fig.add_trace(go.Scatter(
         x=[p.gflops for p in points], y=[p.top1.mean for p in points], mode="markers",
-        name=f"Confirmed: mean +- SE over up to {confirmed.max_seeds} new seeds",
+        name=f"Confirmed: mean +- {level:.0%} t-interval over up to {confirmed.max_seeds} new seeds",
         marker=dict(symbol="diamond", size=12, color="#9467bd"),
-        error_y=_error_bars([p.top1.se for p in points]),
-        hovertext=[_confirmed_hover(p, confirmed.baseline) for p in points], hoverinfo="text",
+        error_y=_error_bars([p.top1.halfwidth(level) for p in points]),
+        hovertext=[_confirmed_hover(p, confirmed.baseline, level) for p in points], hoverinfo="text",
     ))
     mean_front = [confirmed.points[n] for n in confirmed.front]
     fig.add_trace(go.Scatter(

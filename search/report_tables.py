@@ -1,10 +1,13 @@
 """The report's numbers: trials.csv and pareto.csv as pandas frames, and the console tables.
 
 Every top-1 comes with its noise (`search.stats`): a single run's binomial standard error
-on the study's ``val_images`` validation images; a confirmed trial's mean and standard
-error across seeds, and its paired difference to the baseline. The picks (``max-acc``,
-``knee``) are the ones export makes: on the confirmed means when there are any, else on
-the search's single runs (`search.export.single_run_picks`).
+on the study's ``val_images`` validation images; a confirmed trial's mean, standard error
+and Student-t interval across seeds (its level printed), and its paired difference to the
+baseline. The picks (``max-acc``, ``knee``) are the ones export makes: on the confirmed
+means when there are any, else on the search's single runs
+(`search.export.single_run_picks`). Under the confirmed table: the verdict, what the
+confirmation cost against the fixed design, whether it is complete, and what its
+intervals do not cover (`caveats`).
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from search import attrs, budget, stats
-from search.confirmed import Confirmed
+from search.confirmed import Confirmed, ConfirmedPoint
 from search.export import single_run_picks
 from search.trials import gflops_of
 
 LEAD_COLUMNS = ["number", "state", "kind", "on_front", "val_top1", "val_top1_se", "best_val_top1", "gflops",
                 "vs_baseline"]
 # Per trial in trials.csv / pareto.csv: its confirmation (NaN / empty when it has none).
-CONFIRM_COLUMNS = ["confirm_seeds", "mean_top1", "mean_top1_se", "diff_vs_baseline", "diff_vs_baseline_se",
-                   "on_mean_front"]
+CONFIRM_COLUMNS = ["confirm_seeds", "mean_top1", "mean_top1_se", "mean_top1_ci", "diff_vs_baseline",
+                   "diff_vs_baseline_se", "diff_vs_baseline_ci", "on_mean_front", "diverged_seeds", "race_stop"]
 TABLE_COLUMNS = ["trial", "val_top1", "se", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
                  "scra_kernel", "dropout", "l2sp_lambda", "lr"]
-CONFIRMED_COLUMNS = ["trial", "role", "seeds", "mean_top1", "se", "vs_baseline_pp", "diff_se_pp", "gflops",
-                     "on_front", "pick", "paper_row"]
+CONFIRMED_COLUMNS = ["trial", "role", "seeds", "mean_top1", "ci", "vs_baseline_pp", "ci_pp", "gflops",
+                     "on_front", "pick", "status", "paper_row"]
 
 
 def best_curve(trial: FrozenTrial) -> float:
@@ -93,6 +96,7 @@ def trials_frame(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: C
 def _confirm_columns(numbers: Sequence[int], confirmed: Confirmed | None) -> pd.DataFrame:
     points = confirmed.points if confirmed else {}
     front = set(confirmed.front) if confirmed else set()
+    level = confirmed.design.level if confirmed else stats.LEVEL
     nan = math.nan
 
     def diff(n: int) -> stats.Estimate | None:
@@ -102,9 +106,13 @@ def _confirm_columns(numbers: Sequence[int], confirmed: Confirmed | None) -> pd.
         "confirm_seeds": [points[n].top1.n if n in points else 0 for n in numbers],
         "mean_top1": [points[n].top1.mean if n in points else nan for n in numbers],
         "mean_top1_se": [points[n].top1.se if n in points else nan for n in numbers],
+        "mean_top1_ci": [points[n].top1.halfwidth(level) if n in points else nan for n in numbers],
         "diff_vs_baseline": [d.mean if (d := diff(n)) else nan for n in numbers],
         "diff_vs_baseline_se": [d.se if (d := diff(n)) else nan for n in numbers],
+        "diff_vs_baseline_ci": [d.halfwidth(level) if (d := diff(n)) else nan for n in numbers],
         "on_mean_front": [n in front for n in numbers],
+        "diverged_seeds": [" ".join(map(str, points[n].diverged)) if n in points else "" for n in numbers],
+        "race_stop": [(points[n].stopped or "") if n in points else "" for n in numbers],
     }, columns=CONFIRM_COLUMNS)
 
 
@@ -167,26 +175,46 @@ def front_table(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: Co
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+def status(p: ConfirmedPoint) -> str:
+    """``diverged 2 3``, ``stopped r2`` (the race stopped it after round 2) or empty."""
+    if p.diverged:
+        return "diverged " + " ".join(map(str, p.diverged))
+    return p.stopped.split(":")[0].replace("stopped after round ", "stopped r") if p.stopped else ""
+
+
 def confirmed_table(confirmed: Confirmed) -> pd.DataFrame:
-    """One row per confirmed trial, cheapest first: mean and SE across seeds, paired difference to the baseline."""
+    """One row per confirmed trial, cheapest first: mean and t-interval across seeds, paired difference to the
+    baseline with its t-interval, and whether it diverged or the race stopped it."""
     labels = pick_labels(confirmed.picks)
+    level = confirmed.design.level
     rows = []
     for p in sorted(confirmed.points.values(), key=lambda p: (p.gflops, -p.top1.mean, p.number)):
-        d = p.vs_baseline
+        d = p.vs_baseline if p.number != confirmed.baseline else None
         rows.append({
             "trial": p.number,
             "role": p.role,
             "seeds": p.top1.n,
             "mean_top1": p.top1.mean,
-            "se": p.top1.se,
-            "vs_baseline_pp": 100 * d.mean if d and p.number != confirmed.baseline else math.nan,
-            "diff_se_pp": 100 * d.se if d and p.number != confirmed.baseline else math.nan,
+            "ci": p.top1.halfwidth(level),
+            "vs_baseline_pp": 100 * d.mean if d and d.n else math.nan,
+            "ci_pp": 100 * d.halfwidth(level) if d and d.n else math.nan,
             "gflops": p.gflops,
             "on_front": p.number in confirmed.front,
             "pick": labels.get(p.number, ""),
+            "status": status(p),
             "paper_row": p.paper_row or "",
         })
     return pd.DataFrame(rows, columns=CONFIRMED_COLUMNS)
+
+
+def caveats(confirmed: Confirmed) -> str:
+    """What the intervals do not cover, and how the comparisons are corrected."""
+    return (f"Intervals: {confirmed.design.level:.0%} Student-t, a mean's over its own seeds (n - 1 degrees of "
+            f"freedom), a difference's over the seed noise pooled across the configs (configs x seeds, a block "
+            f"design); no standard error is taken below one image's rounding. The comparisons with the baseline, "
+            f"and with the leader, are Holm-corrected over the candidates compared. The validation split that "
+            f"confirms also selected these candidates, so a winner's curse remains in the means: only final "
+            f"training's test top-1 is free of it.")
 
 
 def _pct(v: float) -> str:
@@ -220,11 +248,16 @@ def console_table(study: optuna.Study, front: Sequence[FrozenTrial], confirmed: 
 def _format_confirmed(confirmed: Confirmed) -> str:
     shown = confirmed_table(confirmed)
     shown["mean_top1"] = shown["mean_top1"].map(_pct)
-    shown["se"] = shown["se"].map(_pct)
+    shown["ci"] = shown["ci"].map(lambda v: "" if pd.isna(v) else f"+-{v:.2%}")
     shown["vs_baseline_pp"] = shown["vs_baseline_pp"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}")
-    shown["diff_se_pp"] = shown["diff_se_pp"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    shown["ci_pp"] = shown["ci_pp"].map(lambda v: "" if pd.isna(v) else f"+-{v:.2f}")
     shown["gflops"] = shown["gflops"].map("{:.5g}".format)
     shown["on_front"] = shown["on_front"].map({True: "yes", False: ""})
-    head = (f"Confirmed, {len(shown)} trials (mean and se across seeds; vs_baseline_pp: paired difference to the "
-            f"baseline on the same seeds, in points; front and picks on the means):\n")
-    return head + shown.to_string(index=False) + "\n" + confirmed.verdict
+    level = f"{confirmed.design.level:.0%}"
+    head = (f"Confirmed, {len(shown)} trials (mean +- the half-width of its {level} t-interval across seeds; "
+            f"vs_baseline_pp: difference to the baseline, paired over seeds, in points, +- its {level} t-interval; "
+            f"front and picks on the means of the stable configs):\n")
+    lines = [shown.to_string(index=False), confirmed.verdict, confirmed.cost()]
+    if confirmed.missing:
+        lines.append(confirmed.incomplete()[0].upper() + confirmed.incomplete()[1:] + ": run search.confirm again.")
+    return head + "\n".join([*lines, caveats(confirmed)])

@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-top", type=int, metavar="K",
                    help="after the search, re-train the front's top K with new seeds (sets confirm.top)")
     p.add_argument("--confirm-seeds", type=int, metavar="N", help="seeds per confirmed trial (sets confirm.seeds)")
+    p.add_argument("--confirm-race", action=argparse.BooleanOptionalAction,
+                   help="confirm in rounds, at most N seeds; clearly dominated trials stop (sets confirm.race)")
     p.add_argument("--no-confirm", action="store_true", help="no confirmation after the search (confirm: null)")
     p.add_argument("--resume", action="store_true", help="continue the study after a crash or Ctrl-C")
     p.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
@@ -149,16 +151,17 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
     ``--backbone X`` without ``--pretrained`` swaps the spec's weights for timm's default
     pretrained tag of X (a spec's tag or file is for its own backbone); a spec without
     weights (``pretrained: none``) stays without. A ``--pretrained`` file is made absolute,
-    since the trials run in other working directories. ``--confirm-top`` / ``--confirm-seeds``
-    set those keys of the spec's ``confirm:`` block (a spec without one gets one);
+    since the trials run in other working directories. ``--confirm-top`` / ``--confirm-seeds`` /
+    ``--[no-]confirm-race`` set those keys of the spec's ``confirm:`` block (a spec without one gets one);
     ``--no-confirm`` drops the block.
     """
     overrides = {k: getattr(args, k) for k in OVERRIDES}
     if args.pretrained and args.pretrained != "none" and Path(args.pretrained).expanduser().exists():
         overrides["pretrained"] = str(Path(args.pretrained).expanduser().resolve())
-    confirm = {k: v for k, v in (("top", args.confirm_top), ("seeds", args.confirm_seeds)) if v is not None}
+    confirm = {k: v for k, v in (("top", args.confirm_top), ("seeds", args.confirm_seeds),
+                                 ("race", args.confirm_race)) if v is not None}
     if args.no_confirm and confirm:
-        raise ConfigError("confirm", "--no-confirm contradicts --confirm-top / --confirm-seeds")
+        raise ConfigError("confirm", "--no-confirm contradicts --confirm-top / --confirm-seeds / --confirm-race")
     spec = spec_mod.load(args.task if args.task else Path(args.spec), overrides)
     if args.no_confirm or confirm:  # the flags set keys of the spec's block; the others stay
         spec = spec.replace(confirm=None if args.no_confirm else {**(spec.confirm or {}), **confirm})

@@ -22,7 +22,7 @@ from fgmodel.data import NUM_CLASSES
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
 SAMPLERS = ("tpe", "random", "gp")
-CONFIRM_KEYS = ("top", "seeds")  # of the confirm: block (search.confirm's --top and --seeds)
+CONFIRM_KEYS = ("top", "seeds", "race")  # of the confirm: block (search.confirm's --top, --seeds and --race)
 UNSUPPORTED_SAMPLERS = {
     "nsga2": "Optuna's NSGA-II learns only from COMPLETE trials, so it never sees the FLOPs budget "
              "of the over-budget trials the search prunes; use 'tpe'",
@@ -76,9 +76,10 @@ class StudySpec:
     name: str | None = None  # the study's name and folder; None: the task's name
     study_dir: str | None = None  # None: studies/<name>
     config: dict[str, Any] = field(default_factory=dict)  # dotted RunConfig overrides
-    # {top: K, seeds: N}: search.confirm re-trains the front's top K with N new seeds right
-    # after the search (a key left out: 4 and 3); None: no confirmation
-    confirm: dict[str, int] | None = None
+    # {top: K, seeds: N, race: false}: search.confirm re-trains the front's top K with N new
+    # seeds right after the search; race: true gives them in rounds, N at most (search.racing).
+    # A key left out: 4, 3 and false; None: no confirmation
+    confirm: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in NUM_CLASSES:
@@ -111,7 +112,10 @@ class StudySpec:
         for key, value in (self.confirm or {}).items():
             if key not in CONFIRM_KEYS:
                 raise ConfigError(f"confirm.{key}", f"unknown key (known: {', '.join(CONFIRM_KEYS)})")
-            if value < 1:
+            want = bool if key == "race" else int
+            if isinstance(value, bool) is not (want is bool) or not isinstance(value, want):
+                raise ConfigError(f"confirm.{key}", f"expected {want.__name__}, got {type(value).__name__} {value!r}")
+            if want is int and value < 1:
                 raise ConfigError(f"confirm.{key}", f"must be >= 1, got {value}")
 
     @property

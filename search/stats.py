@@ -6,22 +6,31 @@ are kept apart: a config trained again with N seeds on the *same* validation spl
 (`search.confirm`) has the standard error across seeds, the training noise; a single run
 has only the binomial standard error of a top-1 on n images (`binomial_se`), the noise of
 the split's draw of images, which no number of seeds removes.
+
+Comparisons are paired over seeds (the same seed for both configs) and judged by
+Student-t intervals at `LEVEL` for the degrees of freedom of their noise: a pair's own
+(`told_apart`), or the seed noise pooled over every confirmed config (`pooled`, what the
+verdict and the race use); a family of comparisons (every candidate against the
+baseline, or against the leader) is corrected by Holm's step-down (`holm`). A top-1
+moves in steps of one image, so a standard error is never taken below what that rounding
+alone gives (`floor_se`): two seeds one image apart have no zero standard error.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from fgmodel.stats import Estimate, mean_se
+import numpy as np
+
+from fgmodel.stats import LEVEL, Estimate, mean_se
 from search.pareto import nondominated_fronts
 
-TOLD_APART_SE = 2.0
 PICKS = ("max-acc", "knee")
 
-__all__ = ["PICKS", "Estimate", "Point", "binomial_se", "front", "mean_se", "paired_difference", "pick", "picks",
-           "told_apart", "verdict"]
+__all__ = ["LEVEL", "PICKS", "Estimate", "Point", "Pooled", "binomial_se", "floor_se", "front", "holm", "mean_se",
+           "p_value", "paired_difference", "pick", "picks", "pooled", "told_apart", "verdict"]
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Estimate:
@@ -36,16 +45,112 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(p * (1.0 - p) / n)
 
 
-def told_apart(difference: Estimate, k: float = TOLD_APART_SE) -> bool:
-    """True when a paired difference is more than ``k`` standard errors from zero (needs n >= 2).
+def floor_se(e: Estimate, step: float | None, terms: int = 2) -> Estimate:
+    """``e`` with its standard error raised to at least what rounding to one image gives.
+
+    A top-1 on n images is a count / n, known only to +- ``step`` / 2 (step = 1 / n): a
+    rounding error of standard deviation step / sqrt(12) per value, ``terms`` values per
+    seed (2 for a paired difference). So a zero spread over a few seeds is no zero noise.
+    Without a step (the split's size unknown) ``e`` is returned as it is.
+    """
+    if not step or e.n < 2 or math.isnan(e.se):
+        return e
+    return replace(e, se=max(e.se, step * math.sqrt(terms / 12.0) / math.sqrt(e.n)))
+
+
+def told_apart(difference: Estimate, level: float = LEVEL, step: float | None = None) -> bool:
+    """True when the two-sided Student-t interval at ``level`` of a paired difference excludes zero.
 
     Pairing (A_s - B_s over the seeds both configs ran) cancels what a seed does to both
-    (the same head initialisation, data order and augmentation draws), so it is sharper
-    than comparing two means +- 2 SE. A rule of thumb, not a test: with 3 seeds, +- 2 SE is
-    about an 82 % interval of Student's t with 2 degrees of freedom, so "told apart" is
-    lenient and "cannot be told apart" is a warning worth heeding.
+    (the same head initialisation, data order and augmentation draws). The standard error
+    is floored first (`floor_se`); one still at zero (no ``step`` known) tells nothing.
     """
-    return difference.n >= 2 and abs(difference.mean) > k * difference.se
+    d = floor_se(difference, step)
+    return d.n >= 2 and d.se > 0 and abs(d.mean) > d.halfwidth(level)
+
+
+def p_value(difference: Estimate, step: float | None = None) -> float:
+    """The two-sided paired t-test's p-value of ``difference`` (1.0 when it cannot be judged)."""
+    d = floor_se(difference, step)
+    if d.n < 2 or not d.se > 0:
+        return 1.0
+    from scipy.stats import t
+
+    return float(2.0 * t.sf(abs(d.mean) / d.se, d.dof))
+
+
+def holm(p_values: Mapping[int, float], alpha: float = 1.0 - LEVEL) -> set[int]:
+    """The keys whose hypothesis Holm's step-down rejects at family-wise error ``alpha``.
+
+    Sorted by p-value, the i-th smallest (from 0) is rejected while p <= alpha / (m - i);
+    the first that is not stops the rejections.
+    """
+    rejected: set[int] = set()
+    ordered = sorted(p_values.items(), key=lambda kv: (kv[1], kv[0]))
+    for i, (key, p) in enumerate(ordered):
+        if p > alpha / (len(ordered) - i):
+            break
+        rejected.add(key)
+    return rejected
+
+
+# -- the block design: configs x seeds, one error variance ------------------------------------
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Least squares of top-1[config, seed] = mu[config] + b[seed] + error, one error variance for all."""
+
+    index: dict[int, int]  # search trial -> column
+    seeds: dict[int, frozenset[int]]  # search trial -> the seeds it ran
+    beta: np.ndarray
+    cov: np.ndarray
+    df: int
+    sd: float  # the pooled seed noise of one run
+
+    def difference(self, a: int, b: int) -> Estimate:
+        """mu[a] - mu[b] with its standard error, the pool's degrees of freedom and the seeds both ran (n)."""
+        i, j = self.index[a], self.index[b]
+        var = self.cov[i, i] + self.cov[j, j] - 2.0 * self.cov[i, j]
+        n = len(self.seeds[a] & self.seeds[b])
+        return Estimate(float(self.beta[i] - self.beta[j]), math.sqrt(max(var, 0.0)), n, df=self.df)
+
+
+def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None) -> Pooled | None:
+    """The pooled fit of ``runs`` (trial -> seed -> top-1); None without a residual degree of freedom.
+
+    A randomised block design: the configs are the treatments, the seeds the blocks (a
+    seed draws the same head initialisation, data order and augmentation for every
+    config, so what it does to all of them cancels, as in a paired difference). The
+    error variance is pooled over every config, (N - configs - seeds + 1) degrees of
+    freedom for N runs: with 2 seeds a pair alone has 1 (a t quantile of 12.7), six
+    configs have 5 (2.57); it assumes one seed noise for the configs of one backbone on
+    one split. With every config on every seed a difference of means is the mean paired
+    difference. ``step``: one image of the validation split; the error's standard
+    deviation is never taken below the rounding to it (step / sqrt(12)).
+    """
+    numbers = sorted(n for n in runs if runs[n])
+    seeds = sorted({s for n in numbers for s in runs[n]})
+    cells = [(n, s) for n in numbers for s in sorted(runs[n])]
+    if not cells:
+        return None
+    index, seed_col = {n: i for i, n in enumerate(numbers)}, {s: len(numbers) + i - 1 for i, s in enumerate(seeds)}
+    x = np.zeros((len(cells), len(numbers) + len(seeds) - 1))
+    y = np.array([runs[n][s] for n, s in cells], dtype=float)
+    for row, (n, s) in enumerate(cells):
+        x[row, index[n]] = 1.0
+        if s != seeds[0]:
+            x[row, seed_col[s]] = 1.0
+    beta, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    df = len(cells) - int(rank)
+    if df < 1:
+        return None
+    resid = y - x @ beta
+    var = max(float(resid @ resid) / df, (step or 0.0) ** 2 / 12.0)
+    if var <= 1e-20:
+        return None  # no spread (to rounding) and no step known: nothing to judge by
+    seeds_of = {n: frozenset(runs[n]) for n in numbers}
+    return Pooled(index, seeds_of, beta, var * np.linalg.pinv(x.T @ x), df, math.sqrt(var))
 
 
 # -- the front and the picks, on any (top-1, GFLOPs) points: single runs or means -------------
@@ -134,34 +239,53 @@ def _names(numbers: Sequence[int]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None, k: float = TOLD_APART_SE) -> str:
+def _how(level: float, m: int) -> str:
+    """How a family of ``m`` comparisons was judged, for the sentence."""
+    return (f"{level:.0%} t-intervals, seed noise pooled over the configs"
+            + (f", Holm-corrected over {m} comparisons" if m > 1 else ""))
+
+
+def _difference(d: Estimate, level: float) -> str:
+    """``+2.00 pp (95% t-interval +0.56 to +3.44) over 3 seeds``."""
+    h = d.halfwidth(level)
+    low, high = 100 * (d.mean - h), 100 * (d.mean + h)
+    interval = "" if math.isnan(h) else f" ({level:.0%} t-interval {low:+.2f} to {high:+.2f})"
+    return f"{100 * d.mean:+.2f} pp{interval} over {d.n} seed{'s' if d.n != 1 else ''}"
+
+
+def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None, level: float = LEVEL,
+            step: float | None = None) -> str:
     """A plain sentence on whether the best confirmed candidates differ from each other and from the baseline.
 
     ``runs``: trial number -> {seed: validation top-1} of every confirmed config to judge
-    (within budget), the baseline's included when it is given. The candidates are the
-    others; the leader is the one with the best mean. "The top candidates" are the leader
-    and every candidate that `told_apart` cannot separate from it; each of them is then
-    compared with the baseline the same way.
+    (within budget, stable), the baseline's included when it is given; ``step``: one image
+    of the validation split. The candidates are the others; the leader has the best mean.
+    Differences come from the block design over all of ``runs`` (`pooled`). "The top
+    candidates" are the leader and every candidate whose difference to it is not told
+    apart (t-intervals at ``level``, Holm over the comparisons with the leader); each of
+    them is compared with the baseline the same way (Holm over those comparisons).
     """
     candidates = {n: seeds for n, seeds in runs.items() if n != baseline and seeds}
     if not candidates:
         return "No candidate is confirmed yet: every figure is a single run."
     means = {n: mean_se(list(seeds.values())) for n, seeds in candidates.items()}
-    if max(len(s) for s in runs.values()) < 2:
+    fit = pooled(runs, step) if max(len(s) for s in runs.values()) >= 2 else None
+    if fit is None:
         return ("Each config ran with one seed only, so there is no standard error: "
                 "confirm with 2 or more seeds before trusting a difference.")
+    alpha = 1.0 - level
     leader = max(means, key=lambda n: (means[n].mean, -n))
-    ties = [n for n in sorted(candidates, key=lambda n: (-means[n].mean, n))
-            if n != leader and not told_apart(paired_difference(candidates[leader], candidates[n]), k)]
-    top = [leader, *ties]
-    if ties:
-        parts = [(f"The top candidates, trials {_names(top)}, cannot be told apart: their paired differences "
-                  f"to trial {leader} (best mean, {_pp(means[leader].mean)}%) are within {k:g} standard errors")]
-    elif len(candidates) > 1:
-        others = sorted(n for n in candidates if n != leader)
+    others = [n for n in sorted(candidates, key=lambda n: (-means[n].mean, n)) if n != leader]
+    ahead = holm({n: p_value(fit.difference(leader, n)) for n in others}, alpha)
+    top = [leader, *(n for n in others if n not in ahead)]
+    if len(top) > 1:
+        parts = [(f"The top candidates, trials {_names(top)}, cannot be told apart: their differences "
+                  f"to trial {leader} (best mean, {_pp(means[leader].mean)}%) are within the noise "
+                  f"({_how(level, len(others))})")]
+    elif others:
         parts = [(f"Trial {leader} (best mean, {_pp(means[leader].mean)}%) is ahead of "
-                  f"{'trial' if len(others) == 1 else 'trials'} {_names(others)} by more than {k:g} standard "
-                  f"errors of the paired difference")]
+                  f"{'trial' if len(others) == 1 else 'trials'} {_names(sorted(others))} "
+                  f"({_how(level, len(others))})")]
     else:
         parts = [f"Trial {leader} is the only confirmed candidate (mean {_pp(means[leader].mean)}%)"]
     if baseline is None or not runs.get(baseline):
@@ -170,20 +294,19 @@ def verdict(runs: Mapping[int, Mapping[int, float]], baseline: int | None = None
     if base_mean > means[leader].mean:
         parts = [f"The baseline (trial {baseline}) has the best mean, {_pp(base_mean)}%",
                  parts[0][0].lower() + parts[0][1:]]
-    vs = {n: paired_difference(candidates[n], runs[baseline]) for n in top}
-    apart = [n for n in top if told_apart(vs[n], k)]
-    d = vs[leader]
-    lead = (f"trial {leader} minus the baseline (trial {baseline}) is {d.mean * 100:+.2f} +- {_pp(d.se)} pp "
-            f"over {d.n} seeds")
+    vs = {n: fit.difference(n, baseline) for n in top}
+    apart = [n for n in top if n in holm({n: p_value(vs[n]) for n in top}, alpha)]
+    lead = f"trial {leader} minus the baseline (trial {baseline}) is {_difference(vs[leader], level)}"
+    how = _how(level, len(top))
     if not apart:
         who = "none of them can" if len(top) > 1 else "it cannot"
-        parts.append(f"{who} be told apart from the baseline ({lead}): the difference is within the noise")
+        parts.append(f"{who} be told apart from the baseline ({lead}; {how}): the difference is within the noise")
     elif len(apart) < len(top):
         which = f"trial {apart[0]} can" if len(apart) == 1 else f"trials {_names(apart)} can"
-        parts.append(f"only {which} be told apart from the baseline ({lead})")
+        parts.append(f"only {which} be told apart from the baseline ({lead}; {how})")
     else:
         signs = {vs[n].mean > 0 for n in top}
         direction = "differs from" if len(signs) > 1 else ("is above" if signs == {True} else "is below")
         who = "each of them" if len(top) > 1 else "it"
-        parts.append(f"{who} {direction} the baseline by more than {k:g} standard errors ({lead})")
+        parts.append(f"{who} {direction} the baseline ({lead}; {how})")
     return "; ".join(parts) + "."

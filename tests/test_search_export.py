@@ -8,7 +8,20 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hand_made import C, F, P, Row, add_runs, search_study
+from hand_made import (
+    C,
+    F,
+    P,
+    Row,
+    add_runs,
+    add_trial,
+    confirm_paper_study,
+    paper_study,
+    ran,
+    scra,
+    search_study,
+    set_design,
+)
 
 from fgmodel.config import from_dict, load_yaml
 from search import export, studydir
@@ -108,6 +121,7 @@ def test_cli_as_a_module(tmp_path):
 def add_confirmation(study, storage):
     """Means: 1 (0.78), 2 (0.86), 4 (0.80): the single-run best (4, 0.90) is dominated by 2 on the means."""
     conf = studydir.open_confirm_study(study, storage)
+    set_design(conf, top=3, seeds=3)  # candidates: 4, 2, 1 (the front's top 3; 1 is its knee too)
     for number, gflops, runs in [(1, 1.01, (0.77, 0.78, 0.79)), (2, 1.04, (0.85, 0.86, 0.87)),
                                  (4, 1.10, (0.79, 0.80, 0.81))]:
         add_runs(conf, number, "front", gflops, dict(enumerate(runs, start=1)))
@@ -123,7 +137,8 @@ def test_pick_rests_on_the_confirmed_means(tmp_path, pick):
     config = export.export(export.choose(study, pick=pick, confirm=add_confirmation(study, storage)), out)
     assert config.model.dropout == 2 / 20  # trial 2, the best mean
     assert out.read_text().splitlines()[0] == (
-        f"# picked by {pick} on confirmed means: mean val top-1 86.00% +- 0.58 over 3 seeds, 1.04 GFLOPs (trial 2)")
+        f"# picked by {pick} on confirmed means: mean val top-1 86.00% +- 2.48 (95% t-interval) over 3 seeds, "
+        f"1.04 GFLOPs (trial 2)")  # +- 4.303 * 0.01 / sqrt(3)
     assert load_yaml(out) == config
 
 
@@ -150,3 +165,36 @@ def test_cli_warns_only_without_confirmation(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out.startswith("picked by max-acc on confirmed means: mean val top-1 86.00%")
     assert load_yaml(tmp_path / "x.yaml").model.dropout == 2 / 20
+
+
+def test_an_incomplete_or_stale_confirmation_is_refused():
+    storage = optuna.storages.InMemoryStorage()
+    study = paper_study(storage=storage)
+    conf = confirm_paper_study(study, storage)  # complete: 5, 4 and 0 on seeds 1-3
+    assert export.choose(study, confirm=conf).trial.number == 4
+    set_design(conf, top=2, seeds=4)  # interrupted before seed 4
+    incomplete = "the confirmation is incomplete: trials 0, 4, 5 lack runs (3 to train)"
+    with pytest.raises(ValueError) as refused:
+        export.choose(study, confirm=conf)
+    assert str(refused.value) == f"{incomplete}: finish it with search.confirm, or pass --allow-partial to pick " \
+                                 f"from what it has"
+    partial = export.choose(study, confirm=conf, allow_partial=True)
+    assert partial.trial.number == 4
+    assert partial.basis.startswith(f"picked by max-acc on confirmed means ({incomplete}):")
+    set_design(conf, top=2, seeds=3)
+    add_trial(study, ran(0.62, 0.1030, params=scra(1, 1)))  # 11: a resumed search moved the front past 5
+    with pytest.raises(ValueError, match=r"^the confirmation is incomplete: trial 11 lacks runs \(3 to train\)"):
+        export.choose(study, confirm=conf)
+
+
+def test_cli_refuses_a_partial_confirmation_unless_allowed(tmp_path, capsys):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage, name="cli")
+    set_design(confirm_paper_study(study, storage), top=2, seeds=4)
+    write_pointer(tmp_path, StudyPointer(storage, "cli"))
+    argv = ["--study", str(tmp_path), "--out", str(tmp_path / "x.yaml")]
+    assert export.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: the confirmation is incomplete: trials 0, 4, 5 lack runs")
+    assert export.main([*argv, "--allow-partial"]) == 0
+    assert load_yaml(tmp_path / "x.yaml").model.scra_stages == (0,)  # trial 4, the "+ SCRA" row

@@ -7,10 +7,10 @@ import math
 import optuna
 import pandas as pd
 import pytest
-from hand_made import F, P, Row, confirm_paper_study, paper_study, search_study
+from hand_made import F, P, Row, add_record, add_runs, confirm_paper_study, paper_study, search_study, set_design
 
 from search import confirmed, pareto, report, report_figure
-from search.studydir import StudyPointer, default_storage, write_pointer
+from search.studydir import StudyPointer, default_storage, open_confirm_study, write_pointer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -121,8 +121,12 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     assert list(front_csv["confirm_seeds"]) == [3, 0, 3, 3]
     assert front_csv["mean_top1"].tolist()[2:] == pytest.approx([0.55, 0.52]) and math.isnan(front_csv["mean_top1"][1])
     assert front_csv["mean_top1_se"][3] == pytest.approx(0.02 / math.sqrt(3))
+    assert front_csv["mean_top1_ci"][3] == pytest.approx(4.302653 * 0.02 / math.sqrt(3))  # t(2), 95 %
     assert front_csv["diff_vs_baseline"].tolist()[2:] == pytest.approx([0.05, 0.02])  # paired, same seeds
-    assert front_csv["diff_vs_baseline_se"][2] == pytest.approx(0.01 / math.sqrt(3))
+    # the block design's se (test_search_confirmed): 0.0047 on 4 df, t(4) = 2.776
+    assert front_csv["diff_vs_baseline_se"][2] == pytest.approx(0.0047140452)
+    assert front_csv["diff_vs_baseline_ci"][2] == pytest.approx(2.776445 * 0.0047140452)
+    assert front_csv["diverged_seeds"].isna().all() and front_csv["race_stop"].isna().all()
     assert list(front_csv["on_mean_front"]) == [True, False, True, False]
     trials = pd.read_csv(paths.trials_csv).set_index("number")
     assert trials.loc[5, "val_top1_se"] == pytest.approx(math.sqrt(0.6 * 0.4 / 400))
@@ -131,20 +135,28 @@ def test_confirmed_points_in_the_csvs_table_and_html(tmp_path):
     lines = paths.table.splitlines()
     assert "pick" not in lines[1].split()  # the single-run front's picks give way to the means'
     start = next(i for i, line in enumerate(lines) if line.startswith("Confirmed, 3 trials"))
-    assert lines[start + 1].split()[:6] == ["trial", "role", "seeds", "mean_top1", "se", "vs_baseline_pp"]
-    assert lines[start + 3].split() == ["4", "front", "3", "55.00%", "1.15%", "+5.00", "0.58", "0.1003", "yes",
+    assert "half-width of its 95% t-interval" in lines[start]
+    assert lines[start + 1].split()[:7] == ["trial", "role", "seeds", "mean_top1", "ci", "vs_baseline_pp", "ci_pp"]
+    assert lines[start + 3].split() == ["4", "front", "3", "55.00%", "+-4.97%", "+5.00", "+-1.31", "0.1003", "yes",
                                         "max-acc,", "knee"]
-    assert lines[-1].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
+    assert lines[start + 5].startswith("Trial 4 (best mean, 55.00%) is ahead of trial 5")
+    assert lines[start + 6] == "Fixed design: 9 of 9 runs trained (3 candidates x 3 seeds)."
+    assert lines[-1].startswith("Intervals: 95% Student-t") and "winner's curse remains" in lines[-1]
+    assert "Holm-corrected over the candidates compared" in lines[-1]
 
     fig = report_figure.pareto_figure(study, pareto.pareto_front(study), confirmed.summarize(study, confirm))
-    (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- SE")]
+    (means,) = [t for t in fig.data if t.name.startswith("Confirmed: mean +- 95% t-interval")]
     assert list(means.x) == [0.1, 0.1003, 0.103] and list(means.y) == pytest.approx([0.50, 0.55, 0.52])
-    assert list(means.error_y.array) == pytest.approx([0.01 / math.sqrt(3), 0.02 / math.sqrt(3), 0.02 / math.sqrt(3)])
+    t2 = 4.302653  # Student's t, 2 degrees of freedom, 95 %
+    assert list(means.error_y.array) == pytest.approx([t2 * 0.01 / math.sqrt(3), t2 * 0.02 / math.sqrt(3),
+                                                       t2 * 0.02 / math.sqrt(3)])
     (mean_front,) = [t for t in fig.data if t.name == "Front on the confirmed means"]
     assert list(mean_front.x) == [0.1, 0.1003]
     (front,) = [t for t in fig.data if t.name.startswith("Pareto front")]
     assert list(front.error_y.array) == pytest.approx([math.sqrt(a * (1 - a) / 400) for a in (0.5, 0.56, 0.6)])
-    assert "4 minus the baseline (trial 0) is +5.00 +- 0.58 pp" in paths.html.read_text()
+    html = paths.html.read_text()
+    assert "4 minus the baseline (trial 0) is +5.00 pp (95% t-interval +3.69 to +6.31)" in html
+    assert "Fixed design: 9 of 9 runs trained" in html and "winner's curse remains" in html
 
 
 def test_cli_reads_the_confirm_study(tmp_path, capsys):
@@ -155,3 +167,29 @@ def test_cli_reads_the_confirm_study(tmp_path, capsys):
     assert report.main(["--study", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Confirmed, 3 trials" in out and "Trial 4 (best mean, 55.00%)" in out
+
+
+def test_a_race_shows_its_stops_and_its_cost(tmp_path):
+    storage = optuna.storages.InMemoryStorage()
+    study = paper_study(storage=storage)
+    confirm = open_confirm_study(study, storage)
+    set_design(confirm, top=2, seeds=3, race=True)  # candidates 5 (0.103 GFLOPs), 4 (0.1003), 0 (0.1, baseline)
+    # after round 2, 4 - 5 = +9.50 pp on a pooled se of 0.54 pp (2 df, see test_search_racing): 5 stops;
+    # the baseline, cheaper than 4, is not dominated: 4 and 0 get seed 3, and the race is over
+    add_runs(confirm, 5, "front", 0.1030, {1: 0.50, 2: 0.52})
+    add_runs(confirm, 4, "front", 0.1003, {1: 0.60, 2: 0.61, 3: 0.62})
+    add_runs(confirm, 0, "baseline", 0.1000, {1: 0.55, 2: 0.555, 3: 0.56})
+    got = confirmed.summarize(study, confirm)
+    assert [r.seed for r in got.rounds] == [1, 2, 3] and got.missing == [] and got.trained == 8
+    assert got.points[5].stopped.startswith("stopped after round 2: trial 4, no costlier, is ahead by +9.50 pp")
+    lines = report.write_reports(study, tmp_path, confirm).table.splitlines()
+    row = next(line for line in lines if line.split()[:2] == ["5", "front"])
+    assert row.split()[-2:] == ["stopped", "r2"]
+    cost = next(line for line in lines if line.startswith("Racing"))
+    assert cost.startswith("Racing (at most 3 seeds, 95% t-intervals): 3 rounds, 8 runs trained against 9 for "
+                           "the fixed design (3 candidates x 3 seeds): 1 saved. Stopped: trial 5 (stopped after "
+                           "round 2: trial 4, no costlier, is ahead by +9.50 pp")
+    add_record(confirm, 0, 4, F, gflops=0.1, role="baseline", status="non_finite")
+    lines = report.write_reports(study, tmp_path, confirm).table.splitlines()
+    assert next(line for line in lines if line.split()[:2] == ["0", "baseline"]).split()[-2:] == ["diverged", "4"]
+    assert "Trial 0 diverged on seed 4 (3 of 4 runs finished): unstable" in "\n".join(lines)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from fgmodel.stats import t_quantile
 from search import stats
 from search.stats import Estimate, Point
 
@@ -34,15 +35,64 @@ def test_binomial_se():
     assert math.isnan(stats.binomial_se(0.5, 0))
 
 
+def test_t_quantiles_and_intervals():
+    # Student's t, two-sided 95 %: 12.706 (1 df), 4.303 (2), 2.776 (4); "2 SE" with 3 seeds is ~82 %
+    assert [round(t_quantile(0.95, df), 3) for df in (1, 2, 4)] == [12.706, 4.303, 2.776]
+    assert math.isnan(t_quantile(0.95, 0))
+    assert Estimate(0.5, 0.01, 3).halfwidth() == pytest.approx(0.04302653)
+    assert Estimate(0.5, 0.01, 3, df=6).halfwidth() == pytest.approx(0.02446912)  # a pooled standard error
+    assert math.isnan(Estimate(0.5, math.nan, 1).halfwidth())
+    with pytest.raises(ValueError, match="level must be in"):
+        t_quantile(95, 2)
+
+
 @pytest.mark.parametrize(("estimate", "apart"), [
-    (Estimate(0.03, 0.01, 3), True),
-    (Estimate(-0.03, 0.01, 3), True),
-    (Estimate(0.02, 0.01, 3), False),  # exactly 2 SE: not more than 2
+    (Estimate(0.05, 0.01, 3), True),  # 5 SE > 4.303 SE
+    (Estimate(-0.05, 0.01, 3), True),
+    (Estimate(0.04, 0.01, 3), False),  # 4 SE: apart at "2 SE", not at 95 % with 2 degrees of freedom
     (Estimate(0.05, math.nan, 1), False),  # one seed: no SE
-    (Estimate(0.01, 0.0, 2), True),  # the same difference on every seed
+    (Estimate(0.01, 0.0, 2), False),  # the same difference on every seed: a zero SE tells nothing
 ])
 def test_told_apart(estimate, apart):
     assert stats.told_apart(estimate) is apart
+
+
+def test_a_zero_standard_error_is_floored_at_one_image():
+    # 240 images: top-1 moves in steps of 1/240. Two seeds one image apart on both: SE 0.
+    a, b = {1: 120 / 240, 2: 121 / 240}, {1: 119 / 240, 2: 120 / 240}
+    d = stats.paired_difference(a, b)
+    assert d.mean == pytest.approx(1 / 240) and d.se == pytest.approx(0.0, abs=1e-15)
+    # floor: step * sqrt(2 / 12) / sqrt(2) = 0.0012028; 12.706 of those = 0.0153 > one image (0.0042)
+    floored = stats.floor_se(d, 1 / 240)
+    assert floored.se == pytest.approx(0.0012028131) and floored.mean == d.mean
+    assert not stats.told_apart(d, step=1 / 240) and not stats.told_apart(d)
+    assert stats.p_value(d) == 1.0 and stats.p_value(d, 1 / 240) > 0.05
+    # ten images on each of 3 seeds: floor 0.000982, 4.303 of those = 0.0042 < 0.0417: apart
+    ten = stats.paired_difference({1: 0.5, 2: 0.5, 3: 0.5}, {1: 110 / 240, 2: 110 / 240, 3: 110 / 240})
+    assert stats.told_apart(ten, step=1 / 240)
+    assert stats.floor_se(Estimate(0.01, 0.02, 3), 1 / 240).se == 0.02  # a real spread is kept
+
+
+def test_p_value_and_holm():
+    # t = 3 on 2 df: P(T > 3) = 1/2 - 3 / (2 sqrt(11)) = 0.0477 (t's closed form for 2 df)
+    assert stats.p_value(Estimate(0.03, 0.01, 3)) == pytest.approx(2 * (0.5 - 3 / (2 * math.sqrt(11))))
+    # Holm at 0.05: 0.01 <= 0.05 / 3 rejected; 0.03 > 0.05 / 2 stops, so 0.04 is not rejected either
+    assert stats.holm({1: 0.01, 2: 0.04, 3: 0.03}) == {1}
+    assert stats.holm({1: 0.01, 2: 0.02}) == {1, 2}  # 0.01 <= 0.025, then 0.02 <= 0.05
+    assert stats.holm({1: 0.2}) == set() and stats.holm({}) == set()
+
+
+def test_pooled_block_design():
+    # 2 configs x 2 seeds: residuals +-(A1 - A2 - B1 + B2) / 4 = +-0.005, RSS 4 * 0.005^2 on 1 df: sd 0.01;
+    # the difference of means (0.09) has variance 2 sd^2 / 2: se 0.01, the paired t's own
+    fit = stats.pooled({1: {1: 0.50, 2: 0.52}, 2: {1: 0.40, 2: 0.44}})
+    d = fit.difference(1, 2)
+    assert (fit.df, d.n, d.df) == (1, 2, 1)
+    assert fit.sd == pytest.approx(0.01) and d.mean == pytest.approx(0.09) and d.se == pytest.approx(0.01)
+    assert stats.pooled({1: {1: 0.5}, 2: {1: 0.4}}) is None  # one seed: no degree of freedom left
+    assert stats.pooled({1: {1: 0.5, 2: 0.5}, 2: {1: 0.4, 2: 0.4}}) is None  # no spread and no step
+    floored = stats.pooled({1: {1: 0.5, 2: 0.5}, 2: {1: 0.4, 2: 0.4}}, step=1 / 240)
+    assert floored.sd == pytest.approx(1 / 240 / math.sqrt(12))
 
 
 # The points of test_search_export's DESIGN: front (0, 1, 2, 4); 1 is the knee, 4 max-acc; 3 dominated; 5 infeasible.
@@ -81,41 +131,38 @@ def test_picks_of_every_kind_or_none():
     assert stats.picks([]) == {}
 
 
-# trial -> seed -> top-1. Worked out:
-#   7 - 4: +.01 -.01 +.03 -> mean .01, se .0115: within 2 SE, a tie
-#   7 - 9: +.10 on every seed -> se 0: apart
-#   7 - 0: +.01 +.02 +.03 -> mean .02, se .0058: apart
-#   4 - 0:  .00 +.03  .00 -> mean .01, se .0100: within 2 SE
+# trial -> seed -> top-1, a block design of 4 configs x 3 seeds: 6 residual degrees of freedom.
+# Residuals (x - config mean - seed mean + 0.4875): RSS 6.5e-4, var 1.083e-4 (sd 0.0104); a
+# difference of two means has se sqrt(2 var / 3) = 0.0085 and t(6) = 2.447: half-width 2.08 pp.
+#   7 - 4: +1.00 pp, 7 - 9: +10 pp, 7 - 0: +2.00 pp (-0.08 to +4.08), 4 - 0: +1.00 pp
 RUNS = {
     0: {1: 0.49, 2: 0.50, 3: 0.51},
     4: {1: 0.49, 2: 0.53, 3: 0.51},
     7: {1: 0.50, 2: 0.52, 3: 0.54},
     9: {1: 0.40, 2: 0.42, 3: 0.44},
 }
+POOLED = "95% t-intervals, seed noise pooled over the configs"
 
 
 def test_verdict_ties_and_baseline():
     assert stats.verdict(RUNS, baseline=0) == (
-        "The top candidates, trials 7 and 4, cannot be told apart: their paired differences to trial 7 "
-        "(best mean, 52.00%) are within 2 standard errors; only trial 7 can be told apart from the baseline "
-        "(trial 7 minus the baseline (trial 0) is +2.00 +- 0.58 pp over 3 seeds).")
+        f"The top candidates, trials 7 and 4, cannot be told apart: their differences to trial 7 (best mean, "
+        f"52.00%) are within the noise ({POOLED}, Holm-corrected over 2 comparisons); none of them can be told "
+        f"apart from the baseline (trial 7 minus the baseline (trial 0) is +2.00 pp (95% t-interval -0.08 to "
+        f"+4.08) over 3 seeds; {POOLED}, Holm-corrected over 2 comparisons): the difference is within the noise.")
 
 
 def test_verdict_clear_winner_and_noise():
+    # 0, 7, 9: RSS 1.333e-4 on 4 df, se sqrt(2 * 3.33e-5 / 3) = 0.0047, t(4) = 2.776: +2.00 +- 1.31 pp
     runs = {0: RUNS[0], 7: RUNS[7], 9: RUNS[9]}
     assert stats.verdict(runs, baseline=0) == (
-        "Trial 7 (best mean, 52.00%) is ahead of trial 9 by more than 2 standard errors "
-        "of the paired difference; it is above the baseline by more than 2 standard errors "
-        "(trial 7 minus the baseline (trial 0) is +2.00 +- 0.58 pp over 3 seeds).")
-    runs = {0: RUNS[0], 4: RUNS[4]}
+        f"Trial 7 (best mean, 52.00%) is ahead of trial 9 ({POOLED}); it is above the baseline (trial 7 minus "
+        f"the baseline (trial 0) is +2.00 pp (95% t-interval +0.69 to +3.31) over 3 seeds; {POOLED}).")
+    runs = {0: RUNS[0], 4: RUNS[4]}  # two configs: the paired t, se 0.01 on 2 df
     assert stats.verdict(runs, baseline=0) == (
-        "Trial 4 is the only confirmed candidate (mean 51.00%); it cannot be told apart from the baseline "
-        "(trial 4 minus the baseline (trial 0) is +1.00 +- 1.00 pp over 3 seeds): the difference is within the noise.")
-    runs = {0: RUNS[0], 4: RUNS[4], 5: {1: 0.50, 2: 0.53, 3: 0.50}}  # 5 - 4: +.01 0 -.01; 5 - 0: +.01 +.03 -.01
-    assert stats.verdict(runs, baseline=0) == (
-        "The top candidates, trials 4 and 5, cannot be told apart: their paired differences to trial 4 "
-        "(best mean, 51.00%) are within 2 standard errors; none of them can be told apart from the baseline "
-        "(trial 4 minus the baseline (trial 0) is +1.00 +- 1.00 pp over 3 seeds): the difference is within the noise.")
+        f"Trial 4 is the only confirmed candidate (mean 51.00%); it cannot be told apart from the baseline "
+        f"(trial 4 minus the baseline (trial 0) is +1.00 pp (95% t-interval -3.30 to +5.30) over 3 seeds; "
+        f"{POOLED}): the difference is within the noise.")
 
 
 def test_verdict_without_baseline_or_seeds():
@@ -125,8 +172,8 @@ def test_verdict_without_baseline_or_seeds():
 
 
 def test_verdict_when_the_baseline_leads():
-    runs = {0: {1: 0.47, 2: 0.43}, 4: {1: 0.35, 2: 0.29}}  # 4 - 0: -.12 -.14 -> mean -.13, se .01
+    runs = {0: {1: 0.47, 2: 0.43}, 4: {1: 0.35, 2: 0.29}}  # 4 - 0: -.12 -.14 -> mean -.13, se .01, t(1) = 12.706
     assert stats.verdict(runs, baseline=0) == (
-        "The baseline (trial 0) has the best mean, 45.00%; trial 4 is the only confirmed candidate (mean 32.00%); "
-        "it is below the baseline by more than 2 standard errors (trial 4 minus the baseline (trial 0) is "
-        "-13.00 +- 1.00 pp over 2 seeds).")
+        f"The baseline (trial 0) has the best mean, 45.00%; trial 4 is the only confirmed candidate (mean 32.00%); "
+        f"it is below the baseline (trial 4 minus the baseline (trial 0) is -13.00 pp (95% t-interval -25.71 to "
+        f"-0.29) over 2 seeds; {POOLED}).")

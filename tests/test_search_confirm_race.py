@@ -1,0 +1,123 @@
+"""search.confirm's rounds without Ray: `_train` replaced by a fake that records hand-made runs as Ray's would.
+
+The paper-shaped study (tests/hand_made.py) raced with ``confirm: {top: 2, seeds: 3, race: true}``:
+candidates 5 (0.103 GFLOPs), 4 (0.1003, the knee) and the baseline 0 (0.1). After round 2,
+4 - 5 = +9.50 pp on a pooled se of 0.54 pp (test_search_racing): 5 stops; the baseline is
+cheaper than 4, so not dominated: 4 and 0 get seed 3. Eight runs instead of nine.
+"""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from hand_made import paper_study
+from optuna.trial import TrialState
+
+from search import confirm, confirmed, spec
+from search.confirmed import Run
+from search.studydir import default_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+TOP1 = {5: {1: 0.50, 2: 0.52, 3: 0.51}, 4: {1: 0.60, 2: 0.61, 3: 0.62}, 0: {1: 0.55, 2: 0.555, 3: 0.56}}
+SPEC = spec.load("demo").replace(epochs=1, confirm={"top": 2, "seeds": 3, "race": True})
+
+
+class FakeRay:
+    """Trains every run of a round as one Ray call would report it; ``interrupt_at`` / ``raise_at``: the
+    run at which Ctrl-C lands (the run stays in flight) or the trainable raises."""
+
+    def __init__(self, interrupt_at: Run | None = None, raise_at: Run | None = None) -> None:
+        self.calls: list[list[Run]] = []
+        self.interrupt_at, self.raise_at = interrupt_at, raise_at
+
+    def __call__(self, spec, runs, recorder, study_dir, trainable, verbose) -> None:
+        self.calls.append(list(runs))
+        for r in runs:
+            key = f"{r.confirms}-{r.seed}"
+            recorder.start(key, r)
+            assert recorder.configs[(r.confirms, r.seed)]["data"]["split_seed"] == 0  # the trials' own split
+            if r == self.interrupt_at:
+                raise KeyboardInterrupt
+            if r == self.raise_at:
+                recorder.result(key, {"error": "RuntimeError: boom"})
+                recorder.complete(key, errored=True)
+                continue
+            recorder.result(key, {"epoch": 1, "val_top1": TOP1[r.confirms][r.seed]})
+            recorder.complete(key)
+
+
+def race(monkeypatch, study, storage, fake):
+    monkeypatch.setattr(confirm, "_train", fake)
+    lines: list[str] = []
+    outcome = confirm.run_confirm(study, storage, "unused", spec=SPEC, log=lines.append)
+    return outcome, lines
+
+
+def pairs(conf) -> list[tuple[int, int]]:
+    return sorted((t.user_attrs["confirms"], t.user_attrs["seed"]) for t in conf.get_trials()
+                  if t.state == TrialState.COMPLETE)
+
+
+def test_rounds_stop_the_dominated_candidate_and_save_a_run(tmp_path, monkeypatch):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    fake = FakeRay()
+    outcome, lines = race(monkeypatch, study, storage, fake)
+    assert fake.calls == [[Run(5, 1), Run(4, 1), Run(0, 1)], [Run(5, 2), Run(4, 2), Run(0, 2)],
+                          [Run(4, 3), Run(0, 3)]]  # one Ray call per round
+    assert not outcome.interrupted and outcome.state.over and outcome.state.alive == [4, 0]
+    assert outcome.confirm.user_attrs["design"] == {"top": 2, "seeds": 3, "race": True, "seed": 0, "level": 0.95}
+    text = "\n".join(lines)
+    assert "racing, at most 3 seeds (1, 2, 3)" in lines[0]
+    assert "confirm: round 2 (seed 2) done: trials 5, 4, 0; stop trial 5: trial 4, no costlier, is ahead by " \
+           "+9.50 pp" in text
+    assert "confirm: the race is over after round 3: trials 4, 0 remain" in text
+    assert lines[-1].startswith("confirm: Racing (at most 3 seeds, 95% t-intervals): 3 rounds, 8 runs trained "
+                                "against 9 for the fixed design (3 candidates x 3 seeds): 1 saved. Stopped: trial 5")
+    got = confirmed.summarize(study, outcome.confirm)  # what the report and the export recompute
+    assert got.picks == {"max-acc": 4, "knee": 4} and got.points[5].runs == {1: 0.50, 2: 0.52} and not got.missing
+
+
+def test_an_interrupted_race_resumes_where_it_stopped(tmp_path, monkeypatch):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    outcome, _ = race(monkeypatch, study, storage, FakeRay(interrupt_at=Run(4, 2)))
+    assert outcome.interrupted and outcome.state.todo == [Run(4, 2), Run(0, 2)]
+    assert pairs(outcome.confirm) == [(0, 1), (4, 1), (5, 1), (5, 2)]
+    assert confirmed.summarize(study, outcome.confirm).missing == [Run(4, 2), Run(0, 2)]  # export refuses
+    fake = FakeRay()
+    outcome, _ = race(monkeypatch, study, storage, fake)
+    assert fake.calls == [[Run(4, 2), Run(0, 2)], [Run(4, 3), Run(0, 3)]]  # the same rounds and stop as in one go
+    assert pairs(outcome.confirm) == [(0, 1), (0, 2), (0, 3), (4, 1), (4, 2), (4, 3), (5, 1), (5, 2)]
+    assert [t.user_attrs["reason"] for t in outcome.confirm.get_trials() if t.state == TrialState.FAIL] == [
+        "interrupted"]
+
+
+def test_a_run_that_raises_ends_this_command_and_the_next_retries_it(tmp_path, monkeypatch):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    fake = FakeRay(raise_at=Run(0, 1))
+    outcome, lines = race(monkeypatch, study, storage, fake)
+    assert len(fake.calls) == 1 and outcome.state.todo == [Run(0, 1)] and not outcome.interrupted
+    assert "confirm: runs of trials 0 failed; run the command again to retry them" in lines
+    outcome, _ = race(monkeypatch, study, storage, FakeRay())
+    assert outcome.state.over and len(pairs(outcome.confirm)) == 8
+
+
+def test_the_fixed_design_is_one_call(tmp_path, monkeypatch):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    fake = FakeRay()
+    monkeypatch.setattr(confirm, "_train", fake)
+    lines: list[str] = []
+    confirm.run_confirm(study, storage, "unused", spec=SPEC, race=False, log=lines.append)
+    assert len(fake.calls) == 1 and len(fake.calls[0]) == 9
+    assert lines[-1] == "confirm: Fixed design: 9 of 9 runs trained (3 candidates x 3 seeds)."
+
+
+@pytest.mark.parametrize("flag", [["--race"], ["--no-race"]])
+def test_cli_takes_the_race_flag(flag):
+    with pytest.raises(SystemExit) as help_exit:
+        confirm.main([*flag, "--help"])
+    assert help_exit.value.code == 0
