@@ -61,7 +61,10 @@ def resolve_pretrained(base: RunConfig, log: Callable[[str], None] = print) -> t
     """Settle the pretrained weights once, in the driver, so every trial starts alike.
 
     Returns the base config every trial gets and the weights' effective source. With
-    ``model.pretrained: none`` this costs nothing. Otherwise the model is built once on
+    ``model.pretrained: none`` this costs nothing. ``demo`` names the demo's generated
+    pretraining: it is made here if the data root lacks it (once, about 2 minutes on 2
+    cores, never in a trial) and the config gets its file's path, so every trial, the
+    confirmation and an exported config load that file. Otherwise the model is built once on
     the CPU: weights that load are kept (and a trial that cannot load them later fails
     loudly rather than training from random init); weights that cannot be had end the
     run (`PretrainedUnavailable`, one line) unless ``pretrained_fallback``, which prints one
@@ -69,7 +72,13 @@ def resolve_pretrained(base: RunConfig, log: Callable[[str], None] = print) -> t
     """
     if base.model.pretrained == "none":
         return base, "none"
-    from fgmodel.model import PretrainedUnavailable, build_model
+    from fgmodel.model import DEMO_WEIGHTS, PretrainedUnavailable, build_model
+
+    if base.model.pretrained == DEMO_WEIGHTS:
+        from fgmodel import pretrain_demo
+
+        path = pretrain_demo.ensure(base.data.root, base.model.backbone, say=log)
+        base = base.replace(**{"model.pretrained": str(path)})
 
     strict = base.replace(**{"model.pretrained_fallback": False})
     try:

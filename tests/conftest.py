@@ -22,11 +22,16 @@ def demo_root(tmp_path_factory) -> Path:
     """The generated demo set (default size and seed), made once per session; tests only read it.
 
     At the base temp dir's ``demo-data``, where tests that generate it themselves find it too.
+    Its pretrained weights (``pretrained: demo``) are the tiny recipe's (`demo_weights`), at
+    the real name: a search there loads them instead of pretraining for two minutes.
     """
+    from demo_weights import build_tiny
+
     from fgmodel.data import load_task
 
     root = tmp_path_factory.getbasetemp() / "demo-data"
     load_task("demo", root)
+    build_tiny(root)
     return root
 
 
@@ -36,8 +41,11 @@ def small_demo_root(tmp_path_factory) -> Path:
 
     For tests of the machinery (searches, resume, loader workers) rather than of what a
     model learns: an epoch costs a quarter of the default set's. The folder has the
-    default set's name, so a subprocess pointed at it reads it as it is.
+    default set's name, so a subprocess pointed at it reads it as it is; so do its tiny
+    pretrained weights (`demo_weights`).
     """
+    from demo_weights import build_tiny
+
     from fgmodel.data import demo, load_task
 
     root = tmp_path_factory.getbasetemp() / "small-demo-data"
@@ -45,6 +53,7 @@ def small_demo_root(tmp_path_factory) -> Path:
         mp.setattr(demo, "PER_CLASS", 20)
         mp.setattr(demo, "TRAIN_PER_CLASS", 16)
         assert len(load_task("demo", root).train) == 320
+    build_tiny(root)
     return root
 
 

@@ -67,7 +67,7 @@ def test_concurrent_generation_ends_with_one_complete_copy(tmp_path: Path):
     assert len(load_task("demo", tmp_path).test) == 20
 
 
-@pytest.mark.parametrize("eval_on, sizes", [("val", (1080, 120)), ("test", (1200, 400))])
+@pytest.mark.parametrize("eval_on, sizes", [("val", (720, 80)), ("test", (800, 400))])
 def test_build_loaders_on_demo(demo_root: Path, eval_on: str, sizes: tuple[int, int]):
     cfg = RunConfig().replace(**DEMO_PROFILE, **{"data.root": str(demo_root), "data.eval_on": eval_on,
                                                  "data.num_workers": 0, "augment.hflip_p": 0.5})
