@@ -36,7 +36,7 @@ p.add_argument("--batch-size", type=int, default=128)
 p.add_argument("--micro-batch", type=int, default=None, help="start below the batch (default: the whole batch)")
 p.add_argument("--warmup", type=int, default=5)
 p.add_argument("--steps", type=int, default=30)
-p.add_argument("--no-compile", action="store_true", help="measure the eager step only")
+p.add_argument("--no-compile", action="store_true", help="measure the eager step only; fit eager")
 p.add_argument("--no-fit", action="store_true", help="skip the two demo fits")
 p.add_argument("--fit-workers", type=int, default=8, help="loader workers of the demo fits")
 p.add_argument("--time-limit", type=float, default=120.0, help="stop each timed loop after this many seconds")
@@ -161,11 +161,12 @@ if not args.no_fit:
         demo.PER_CLASS, demo.TRAIN_PER_CLASS = 20, 16
     with tempfile.TemporaryDirectory() as root:
         run = RunConfig().replace(**{**DEMO_PROFILE, **{
-            "data.root": root, "data.num_workers": args.fit_workers, "optim.epochs": 2,
+            "data.root": root, "data.num_workers": args.fit_workers, "optim.epochs": 2, "model.pretrained": "none",
             "data.image_size": 32 if args.dry_run else 64,
             "optim.batch_size": 64, "augment.hflip_p": 0.5, "augment.rotation_deg": 15.0, "augment.rotation_p": 0.25,
             "augment.brightness": 0.25, "augment.hue": 0.05, "augment.jitter_p": 1.0,
-            "model.compile": True if args.dry_run else None,  # null: compiled on CUDA
+            # null: compiled on CUDA; the dry run compiles too (with the eager backend)
+            "model.compile": False if args.no_compile else True if args.dry_run else None,
         }})
         print(f"fit                 : demo, {run.model.backbone} at {run.data.image_size}px, batch "
               f"{run.optim.batch_size}, {args.fit_workers} loader workers, paper augmentation, 2 epochs, twice")

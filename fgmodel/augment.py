@@ -6,11 +6,13 @@ out, so a config without augmentation gives a deterministic pipeline.
 
 The transforms run in the loader's workers and stop at a uint8 (3, S, S) tensor: the
 conversion to float and the normalisation with `input_stats` happen on the training device
-(`fgmodel._train_step.Normalize`), where they cost nothing next to the model. The
-augmentations themselves stay in the workers (PIL, seeded per sample): at 224 px the colour
-jitter is most of a worker's time (~2.4 ms of ~3.5 ms an image from the pixel cache on this
-machine's CPU), but moving it to the GPU would spend the one resource a search is short of,
-while a worker's ~300 images/s from the cache means a few cores keep a GPU fed.
+(`fgmodel._train_step.Normalize`), where they cost nothing next to the model, and a worker
+gives 1.15x (decoding JPEGs) to 1.27x (from the pixel cache) the images/s of the float path
+at 224 px (bench/loader.py). The augmentations themselves stay in the workers (PIL, seeded
+per sample, as the resume guarantee needs): the colour jitter is most of a worker's time
+from the cache (~2.4 of ~3 ms an image at 224 px on this machine's CPU), but a worker still
+gives ~330 images/s, so about seven keep a GPU at 2,000 images/s fed, where the same
+jitter on the GPU would take its time from the one resource a search is short of.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ class ModelConfig:
     scra_kernel: int = 1
     dropout: float = 0.0  # probability, right before the final linear layer
     # torch.compile the forward (a speed setting: same model, same results). null: on CUDA, off on CPU, where it
-    # does not pay: atto at 32-64 px compiles for ~90 s, then steps 1.1-1.3x faster (bench/train_step.py --compile)
+    # does not pay: atto at 32-64 px compiles for 60-90 s (~6 s from inductor's disk cache), then steps ~1.1x
+    # faster (bench/train_step.py --compile): ~100 demo epochs to earn back
     compile: bool | None = None
 
     def validate(self) -> None:
