@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from fgmodel._io import write_atomic
 from fgmodel.augment import norm_stats
+from fgmodel.cli import run_main
 from fgmodel.data import demo_source
 
 __all__ = ["BACKBONE", "NAME", "RECIPE", "Recipe", "ensure", "pretrain", "weights_path"]
@@ -181,3 +182,27 @@ def _top1(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, mean: torch.Tens
         correct += int((model(_batch(x, idx, mean, std)).argmax(1).numpy() == y[idx.numpy()]).sum())
     model.train()
     return correct / len(y)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fgmodel.pretrain_demo``: make the weights now, as a demo search's pre-flight would; describe them."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m fgmodel.pretrain_demo", description=main.__doc__)
+    p.add_argument("--data-root", default="data", help="the demo's data root (default: data)")
+    p.add_argument("--backbone", default=BACKBONE)
+    p.add_argument("--seed", type=int, default=SEED)
+    args = p.parse_args(argv)
+    return run_main(lambda: _describe(ensure(args.data_root, args.backbone, args.seed, say=print)))
+
+
+def _describe(path: Path) -> None:
+    meta = json.loads(path.with_suffix(".json").read_text())
+    recipe = meta["recipe"]
+    print(f"{path}: {meta['backbone']} trained on {meta['train_images']:,} source images ({meta['classes']} classes, "
+          f"{recipe['epochs']} epochs, torch threads: {recipe['threads']}) in {meta['seconds']:.0f} s; "
+          f"{meta['held_out_top1']:.1%} top-1 on {meta['held_out_images']} held-out source images")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
