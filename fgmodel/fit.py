@@ -204,7 +204,7 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
     loaders = build_loaders(cfg, pin_memory=dev.type == "cuda")  # raises on labels beyond the head
     checkpoint.seed_everything(seed)  # the initial weights depend on the seed alone
     num_classes = head_size(cfg)
-    model = build_model(cfg.model, num_classes, device=dev)
+    model = build_model(cfg.model, num_classes, device=dev, data_root=cfg.data.root)  # "demo": weights made there
     model = model.to(memory_format=torch.channels_last)  # as the batches (fgmodel._train_step.to_device)
     l2sp = L2SP(model, cfg.optim.l2sp_lambda)  # reference = initial weights, also on resume
     optimizer = make_optimizer(model.parameters(), cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, dev)
