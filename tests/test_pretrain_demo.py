@@ -107,3 +107,19 @@ def test_the_demo_search_resolves_the_weights_once_and_its_trials_load_them(tmp_
     saved = load_file(path)
     state = model.backbone.state_dict()
     assert all(torch.equal(state[k], v) for k, v in saved.items() if not k.startswith(CLASSIFIER))
+
+
+def test_train_task_demo_fine_tunes_from_the_demo_weights(small_demo_root: Path, tmp_path: Path):
+    """``python -m fgmodel.train --task demo --config paper_best``: fit starts from the file (lr ~0 keeps it there)."""
+    from fgmodel.config import load_yaml
+    from fgmodel.fit import fit
+    from fgmodel.train import final_config
+
+    cfg, _ = final_config(load_yaml("paper_best"), task="demo", data_root=str(small_demo_root), epochs=1)
+    assert cfg.model.pretrained == "demo"
+    fit(cfg.replace(**{"optim.lr": 1e-12, "data.num_workers": 0}), output_dir=tmp_path)
+    trained = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    saved = load_file(pretrain_demo.weights_path(small_demo_root))
+    for key, value in saved.items():
+        if not key.startswith(CLASSIFIER):
+            assert torch.allclose(trained[f"backbone.{key}"], value, atol=1e-8), key
