@@ -81,8 +81,8 @@ def test_a_killed_build_is_not_taken_for_a_cache_and_its_leftovers_go(tmp_path: 
 
 def test_build_caches_builds_ahead_and_makes_the_folder_absolute(demo_root: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = RunConfig().replace(**DEMO_PROFILE, **{"data.root": str(demo_root), "data.num_workers": 0,
-                                                 "data.cache_dir": "pixels"})
+    cfg = RunConfig().replace(**{**DEMO_PROFILE, "data.root": str(demo_root), "data.num_workers": 0,
+                                 "data.cache_dir": "pixels"})
     assert build_caches(cfg.replace(**{"data.cache_dir": None})) == cfg.replace(**{"data.cache_dir": None})
     ready = build_caches(cfg, image_sizes=[32, 40, 32], workers=1, progress=False)
     assert ready == cfg.replace(**{"data.cache_dir": str(tmp_path / "pixels")})
