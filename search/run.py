@@ -150,7 +150,8 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
 
     ``--backbone X`` without ``--pretrained`` swaps the spec's weights for timm's default
     pretrained tag of X (a spec's tag or file is for its own backbone); a spec without
-    weights (``pretrained: none``) stays without. A ``--pretrained`` file is made absolute,
+    weights (``pretrained: none``) stays without, and the demo's own (``pretrained: demo``,
+    made for any backbone) stay. A ``--pretrained`` file is made absolute,
     since the trials run in other working directories. ``--confirm-top`` / ``--confirm-seeds`` /
     ``--[no-]confirm-race`` set those keys of the spec's ``confirm:`` block (a spec without one gets one);
     ``--no-confirm`` drops the block.
@@ -165,7 +166,7 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
     spec = spec_mod.load(args.task if args.task else Path(args.spec), overrides)
     if args.no_confirm or confirm:  # the flags set keys of the spec's block; the others stay
         spec = spec.replace(confirm=None if args.no_confirm else {**(spec.confirm or {}), **confirm})
-    if args.backbone and args.pretrained is None and spec.pretrained != "none":
+    if args.backbone and args.pretrained is None and spec.pretrained not in ("none", "demo"):
         tag = preflight.default_pretrained(args.backbone)
         if tag != spec.pretrained:
             log(f"pretrained: {tag} (timm's default for --backbone {args.backbone}; --pretrained picks others)")
