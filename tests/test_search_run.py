@@ -73,8 +73,8 @@ def test_pretrained_flag_wins_and_none_stays_none(tmp_path):
     spec = run.load_spec(_args("--task", "foodx", "--backbone", "convnextv2_base",
                                "--pretrained", "convnextv2_base.fcmae_ft_in1k"))
     assert spec.pretrained == "convnextv2_base.fcmae_ft_in1k"
-    # the demo spec trains without weights: another backbone keeps it so
-    assert run.load_spec(_args("--task", "demo", "--backbone", "convnextv2_femto")).pretrained == "none"
+    # the demo spec's own weights are made for any backbone: another backbone keeps them
+    assert run.load_spec(_args("--task", "demo", "--backbone", "convnextv2_femto")).pretrained == "demo"
 
 
 def test_pretrained_file_is_made_absolute(tmp_path, monkeypatch):
