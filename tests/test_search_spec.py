@@ -178,7 +178,7 @@ def test_pretrained_none_costs_nothing(monkeypatch):
     import fgmodel.model
 
     monkeypatch.setattr(fgmodel.model, "build_model", lambda *a, **k: pytest.fail("built a model"))
-    base = spec.load("demo").base_config()
+    base = spec.load("demo").replace(pretrained="none").base_config()
     assert preflight.resolve_pretrained(base, log=pytest.fail) == (base, "none")
 
 
