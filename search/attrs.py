@@ -17,17 +17,20 @@ CURVE = "curve"  # validation top-1 per finished epoch
 EPOCHS_RUN = "epochs_run"
 TRAIN_SECONDS = "train_seconds"
 IMAGES_PER_SEC = "images_per_sec"
+DATA_WAIT = "data_wait"  # per finished epoch: the share of it spent waiting for the data loaders
 NODE_ID = "node_id"  # the Ray node the trial ran on
 REASON = "reason"  # why the trial ended in its state, one line
 ERROR = "error"  # the exception's line of a FAIL trial
 PAPER_ROW = "paper_row"  # the Table 1 row an enqueued trial reproduces
 RETRY_OF = "retry_of"  # a re-queued trial's original number
+PHASE = "phase"  # where its compute counts in the plan: "paper rows" or "searched trials" (search.plan)
 
 # -- study attrs ------------------------------------------------------------------------
 BASELINE_GFLOPS = "baseline_gflops"
 BASE_CONFIG = "base_config"  # the config every trial starts from, as a dict
 PRETRAINED = "pretrained"  # the weights' effective source
 SPEC = "spec"  # the study spec, storage left out
+TRAINED_EPOCHS = "trained_epochs"  # what a COMPLETE trial trains (the schedule up to its dead tail)
 SETUP_COMPLETE = "setup_complete"  # written last by study.complete_setup; missing: --resume redoes the setup
 
 # -- reasons of trials the driver cut short (not the search) ------------------------------

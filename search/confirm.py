@@ -171,7 +171,8 @@ def _train(spec: Any, runs: Sequence[Run], recorder: Recorder, study_dir: Path,
     for r in runs:
         c = recorder.candidates[r.confirms]
         trials.append(trial_config(f"confirm_{r.confirms}_seed{r.seed}", r.confirms,
-                                   recorder.configs[(r.confirms, r.seed)], c.gflops, c.paper_row, seed=r.seed))
+                                   recorder.configs[(r.confirms, r.seed)], c.gflops, c.paper_row,
+                                   stop_after=recorder.epochs, seed=r.seed))
     run_trials(spec, name=f"{spec.study_name}-confirm", searcher=FixedTrials(trials), num_samples=len(trials),
                study_dir=study_dir, trainable=trainable, callbacks=[_callback(recorder)], verbose=verbose)
 
@@ -242,6 +243,7 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
     started = time.perf_counter()
     spec = spec if spec is not None else stored_spec(study)
     design = settings(spec.confirm, top, seeds, race, spec.seed)
+    epochs = int(study.user_attrs.get(attrs.TRAINED_EPOCHS) or spec.epochs)  # the search's complete trials'
     trials = study.get_trials(deepcopy=False)
     candidates = choose_candidates(trials, pareto.pareto_front(study), design.top)
     if not candidates:
@@ -264,9 +266,9 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
             f"FAIL, run again")
     roles = ", ".join(f"{c.number} ({c.role})" for c in candidates)
     how = f"racing, at most {design.seeds} seeds" if design.race else f"{design.seeds} seeds each"
-    log(f"confirm: trials {roles}; {how} ({_names(design.seed_list)}); {spec.epochs} epochs each, "
+    log(f"confirm: trials {roles}; {how} ({_names(design.seed_list)}); {epochs} epochs each, "
         f"{spec.concurrency} at a time")
-    recorder = Recorder(confirm, candidates, configs, spec.epochs, log)
+    recorder = Recorder(confirm, candidates, configs, epochs, log)
     interrupted, logged = False, 0
     tried: set[Run] = set()
     while True:

@@ -36,6 +36,7 @@ class LiveTrial:
     curve: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
     images_per_sec: float = 0.0
+    data_wait: list[float] = field(default_factory=list)  # per epoch, the share spent waiting for the loaders
     error: str | None = None
     non_finite: str | None = None
 
@@ -54,9 +55,10 @@ class LiveTrial:
         if epoch == 1 and (self.error or self.non_finite or self.curve):
             # Ray re-ran the trial and it starts again: the failed attempt's leavings are not this run's.
             self.error = self.non_finite = None
-            self.curve = []
+            self.curve, self.data_wait = [], []
             self.train_seconds = self.images_per_sec = 0.0
         self.curve = self.curve[: epoch - 1] + [float(result[METRIC])]
+        self.data_wait = self.data_wait[: epoch - 1] + [round(float(result.get("data_wait", 0.0)), 4)]
         self.train_seconds = float(result.get("train_seconds", self.train_seconds))
         self.images_per_sec = float(result.get("images_per_sec", self.images_per_sec))
         for key, value in {
@@ -64,6 +66,7 @@ class LiveTrial:
             attrs.EPOCHS_RUN: len(self.curve),
             attrs.TRAIN_SECONDS: self.train_seconds,
             attrs.IMAGES_PER_SEC: self.images_per_sec,
+            attrs.DATA_WAIT: self.data_wait,
             attrs.NODE_ID: str(result.get(attrs.NODE_ID, "")),
         }.items():
             self.trial.set_user_attr(key, value)

@@ -11,7 +11,9 @@ needs no random seed point).
 
 Asynchronous like ASHA: when a trial reaches a rung it is judged against the results
 recorded at that rung so far, and goes on when it is in the top ``ceil(n / eta)`` of the
-``n`` results there (itself included). Rungs sit at ``grace_period * eta**k < max_t``.
+``n`` results there (itself included). Rungs are counted down from the last epoch,
+``max_t / eta**k`` rounded and none below the grace period (`search.plan.rung_ladder`):
+10 epochs with eta 3 give rungs 1 and 3, 30 give 3 and 10 (grace 3).
 
 Hand-written because neither library has it in the shape the search needs: Ray has no
 multi-objective scheduler, Syne Tune's is for its own backend, and Optuna's non-dominated
@@ -35,6 +37,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.attrs import CURVE, GFLOPS, PAPER_ROW  # the searcher puts PAPER_ROW in a paper row's trial config
 from search.pareto import rank
+from search.plan import rung_ladder
 
 # (trial key, val top-1 at the rung, GFLOPs)
 RungResult = tuple[Hashable, float, float]
@@ -54,16 +57,9 @@ def rung_curves(trials: Iterable[FrozenTrial]) -> list[Curve]:
     ]
 
 
-def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[float]:
-    """The rung levels, ``grace_period * eta**k`` below ``max_t``, ascending."""
-    if grace_period <= 0 or reduction_factor <= 1:
-        raise ValueError(f"need grace_period > 0 and reduction_factor > 1, got {grace_period}, {reduction_factor}")
-    out = []
-    level = float(grace_period)
-    while level < max_t:
-        out.append(level)
-        level *= reduction_factor
-    return out
+def rung_milestones(grace_period: float, reduction_factor: float, max_t: float) -> list[int]:
+    """The rung levels, ascending: `search.plan.rung_ladder` (the plan counts the same rungs)."""
+    return rung_ladder(grace_period, reduction_factor, int(max_t))
 
 
 def promote(

@@ -1,10 +1,12 @@
-"""The progress line a long search prints: counts, best top-1 within budget, elapsed time, time left.
+"""The progress line a long search prints: counts, best top-1 within budget, elapsed time, time left, data wait.
 
 Pure functions over trial states and durations; the driver prints the line at least every
 30 s (`Reporter`, ticked by a Tune callback). The estimate of the time left is deliberately
 simple: the mean duration of the trials that trained (those the scheduler stopped
 included, since the remaining trials will be cut in the same proportion) times the work
-still to do, spread over the concurrent slots.
+still to do, spread over the concurrent slots. The data wait is the running trials' last
+epoch's share spent waiting for their loaders (`fgmodel.fit.EpochReport.data_wait`): high,
+the trials are CPU-bound (more ``cpus_per_trial``, or ``data.cache_dir``).
 """
 
 from __future__ import annotations
@@ -88,14 +90,23 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta_s: float | None) -> str:
+def data_wait(trials: Iterable[FrozenTrial]) -> float | None:
+    """The mean share of their last epoch the RUNNING trials waited for data (None before any reported one)."""
+    last = [t.user_attrs[attrs.DATA_WAIT][-1] for t in trials
+            if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.DATA_WAIT)]
+    return sum(last) / len(last) if last else None
+
+
+def progress_line(counts: Counts, best_top1: float | None, elapsed_s: float, eta_s: float | None,
+                  wait: float | None = None) -> str:
     """One line: ``[12m05s] 7 complete, 2 running, 5 pruned, 1 failed; best val_top1 within budget 0.8123;
-    about 25m00s left``."""
+    about 25m00s left; data wait 12%``."""
     best = f"{best_top1:.4f}" if best_top1 is not None and math.isfinite(best_top1) else "none yet"
     left = f"about {format_duration(eta_s)} left" if eta_s is not None else "time left unknown"
     return (
         f"[{format_duration(elapsed_s)}] {counts.complete} complete, {counts.running} running, "
         f"{counts.pruned} pruned, {counts.failed} failed; best val_top1 within budget {best}; {left}"
+        + (f"; data wait {wait:.0%}" if wait is not None else "")
     )
 
 
@@ -133,4 +144,4 @@ class Reporter:
                    for t in trials if t.state == TrialState.RUNNING and t.datetime_start]
         remaining = max(self.n_trials - count_counted(trials), 0)
         eta = eta_seconds(trained_durations(trials), remaining, self.concurrency, running)
-        return progress_line(count(trials), best_within_budget(trials), elapsed_s, eta)
+        return progress_line(count(trials), best_within_budget(trials), elapsed_s, eta, data_wait(trials))

@@ -22,6 +22,7 @@ from fgmodel._io import atomic_path
 from fgmodel.cli import run_main
 from search import pareto
 from search.confirmed import summarize
+from search.ledger import ledger
 from search.report_figure import pareto_figure
 from search.report_tables import console_table, pareto_frame, trials_frame
 from search.studydir import STUDY_ERRORS, add_study_arguments, load_confirm_study, load_study
@@ -35,6 +36,7 @@ class ReportPaths:
     trials_csv: Path
     pareto_csv: Path
     table: str  # the console table of the front (or why there is none)
+    ledger: str = ""  # the compute per phase against the plan (search.ledger)
 
 
 def write_reports(study: optuna.Study, study_dir: str | Path, confirm: optuna.Study | None = None) -> ReportPaths:
@@ -49,8 +51,10 @@ def write_reports(study: optuna.Study, study_dir: str | Path, confirm: optuna.St
     front = pareto.pareto_front(study)
     confirmed = summarize(study, confirm)
     trials = trials_frame(study, front, confirmed)
+    records = confirm.get_trials(deepcopy=False) if confirm is not None else []
     paths = ReportPaths(study_dir / HTML_FILE, study_dir / TRIALS_FILE, study_dir / PARETO_FILE,
-                        console_table(study, front, confirmed))
+                        console_table(study, front, confirmed),
+                        ledger(study.get_trials(deepcopy=False), records, study.user_attrs))
     # Through a temporary file each, so a reader (a browser, a second report) never sees half a file.
     with atomic_path(paths.trials_csv) as tmp:
         trials.to_csv(tmp, index=False)
@@ -73,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         confirm = load_confirm_study(study, args.study, args.storage)
         paths = write_reports(study, args.out or args.study, confirm)
         print(paths.table)
+        print(paths.ledger)
         print(f"wrote {paths.html}, {paths.trials_csv}, {paths.pareto_csv}")
 
     return run_main(report, errors=STUDY_ERRORS)

@@ -9,7 +9,7 @@ paper rows or re-runs, which are simply asked later. Ray's own experiment folder
 restored from: the study is the state.
 
 What ``--resume`` does (`search.driver.run_search`). The study must exist and match the
-spec and base config it was created with (`check_resume`; only
+spec and base config it was created with, complete trials the same epochs (`check_resume`; only
 `fgmodel.config.RESUME_FREE_KEYS`, where the data is and how it is read, may differ). A
 search driver holds its study as a `DriverStudy`, which keeps an Optuna heartbeat on every
 trial it asked and has not told; so `recover_dead` fails ("driver died") only the RUNNING
@@ -64,6 +64,12 @@ def check_resume(study_attrs: dict[str, Any], spec: StudySpec, base: RunConfig) 
         if was is not None and was != now:
             raise ConfigError(key, f"the study was created with {was!r}, not {now!r}; "
                                    f"resume with the same value or start a new --name")
+    # a study made before the dead-tail cut trained every epoch
+    was, now = study_attrs.get(attrs.TRAINED_EPOCHS, study_attrs.get("epochs")), spec.trained_epochs(base)
+    if was is not None and was != now:
+        raise ConfigError("dead_lr_fraction", f"the study's complete trials trained {was} epochs, this spec's "
+                                              f"would train {now}; resume with the same dead_lr_fraction "
+                                              f"(--dead-lr-fraction off: every epoch) or a new --name")
     stored = study_attrs.get(attrs.BASE_CONFIG)
     if stored is None:
         return

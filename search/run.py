@@ -8,7 +8,8 @@ reports and prints the front.
 
 This module is the command line and the console summary; the search itself is
 `search.driver.run_search` (checks first, faults and resume are described there).
-Ctrl-C prints the command that resumes.
+Ctrl-C prints the command that resumes. ``--plan`` prints what the search would train
+(`search.plan`) and stops: no data, Ray or GPU needed.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from optuna.trial import FrozenTrial, TrialState
 from fgmodel.cli import run_main
 from fgmodel.config import ConfigError
 from search import attrs, budget, preflight
+from search import plan as plan_mod
 from search import spec as spec_mod
 from search.driver import Interrupted, Outcome, run_search
-from search.spec import StudySpec
+from search.spec import AUTO, StudySpec
 from search.studydir import STUDY_ERRORS
 from search.trials import counted, cut_short
 
@@ -42,6 +44,7 @@ def finish(outcome: Outcome, spec: StudySpec, resume_command: str, log: Callable
     log(paths.table)
     log("")
     log(f"trials: {trial_counts(trials)}; {outcome.wall_seconds:.0f} s")
+    log(paths.ledger)
     if outcome.searcher is not None and outcome.searcher.exhausted:
         log(outcome.searcher.exhausted)
     versus = best_versus_paper(trials)
@@ -103,10 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--task", help="a study spec in studies/: cub, cub_aircraft, foodx, demo")
     src.add_argument("--spec", help="a study spec YAML file")
     p.add_argument("--trials", type=int, help="trained trials (over-budget proposals are recorded, not counted)")
-    p.add_argument("--epochs", type=int, help="epochs of a complete trial")
-    p.add_argument("--gpus-per-trial", type=float, help="fractions share a GPU, e.g. 0.5")
-    p.add_argument("--cpus-per-trial", type=float)
-    p.add_argument("--concurrency", type=int, help="trials running at once")
+    p.add_argument("--epochs", type=int, help="the schedule's epochs (optim.epochs of every trial)")
+    p.add_argument("--dead-lr-fraction", type=fraction_or_off, metavar="F|off",
+                   help="a trial is complete once the lr stays <= F of its first value (off: every epoch)")
+    p.add_argument("--gpus-per-trial", type=float, help="at most 1; fractions share a GPU, e.g. 0.5")
+    p.add_argument("--cpus-per-trial", type=number_or_auto, help="a number, or auto: a node's cores / its trials")
+    p.add_argument("--concurrency", type=count_or_auto, help="trials running at once, or auto: the cluster's GPUs "
+                                                             "/ gpus_per_trial")
     p.add_argument("--data-root", help="the dataset's folder (or its parent)")
     p.add_argument("--backbone", help="a timm ConvNeXt(-V2) name, e.g. convnextv2_base; alone, it also takes "
                                       "timm's default pretrained weights for it")
@@ -129,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-race", action=argparse.BooleanOptionalAction,
                    help="confirm in rounds, at most N seeds; clearly dominated trials stop (sets confirm.race)")
     p.add_argument("--no-confirm", action="store_true", help="no confirmation after the search (confirm: null)")
+    p.add_argument("--plan", action="store_true", help="print what the search would train, per phase, and stop "
+                                                       "(no data, Ray or GPU needed)")
+    p.add_argument("--epoch-seconds", type=float, metavar="S",
+                   help="one 224-px epoch of one trial, in seconds: the plan adds GPU-hours and wall time")
     p.add_argument("--resume", action="store_true", help="continue the study after a crash or Ctrl-C")
     p.add_argument("--verbose", action="store_true", help="show Ray's own output and the trials' logs")
     return p
@@ -137,6 +147,52 @@ def build_parser() -> argparse.ArgumentParser:
 OVERRIDES = ("trials", "epochs", "gpus_per_trial", "cpus_per_trial", "concurrency", "data_root", "backbone",
              "pretrained", "image_size", "budget", "storage", "address", "name", "study_dir", "seed", "sampler",
              "scheduler", "grace_period", "reduction_factor")
+OFF = "off"
+
+
+def count_or_auto(text: str) -> int | str:
+    return text if text == AUTO else int(text)
+
+
+def number_or_auto(text: str) -> float | str:
+    return text if text == AUTO else float(text)
+
+
+def fraction_or_off(text: str) -> float | str:
+    return text if text == OFF else float(text)
+
+
+def show_plan(spec: StudySpec, epoch_seconds: float | None = None) -> str:
+    """What ``spec`` would train (`search.plan.describe`), from the spec alone: no data, Ray or GPU.
+
+    ``concurrency: auto`` counts this machine's GPUs (or cores); with none of the GPUs a
+    trial needs, the wall time waits for ``--concurrency``.
+    """
+    import spaces
+    from search.confirmed import DEFAULT_SEEDS, DEFAULT_TOP
+
+    base = spec.base_config()
+    rows = len(spaces.paper_rows(spec.space, base)) if spec.paper else 0
+    plan = plan_mod.plan_for(spec, trained=spec.trained_epochs(base), paper_rows=rows, slots=local_slots(spec),
+                             top=DEFAULT_TOP, seeds=DEFAULT_SEEDS)
+    return plan_mod.describe(plan, epoch_seconds)
+
+
+def local_slots(spec: StudySpec) -> int | None:
+    """The trials this machine runs at once under ``spec`` (None: it has no GPU and a trial needs one)."""
+    if spec.concurrency != AUTO:
+        return int(spec.concurrency)
+    import os
+
+    import torch
+
+    from search.tuner import auto_resources
+
+    gpus = torch.cuda.device_count()
+    if spec.gpus_per_trial > 0 and not gpus:
+        return None
+    here = {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
+    return auto_resources([here], spec.concurrency, spec.cpus_per_trial, spec.gpus_per_trial)[0]
 
 
 def resume_command(argv: Sequence[str]) -> str:
@@ -157,6 +213,8 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
     ``--no-confirm`` drops the block.
     """
     overrides = {k: getattr(args, k) for k in OVERRIDES}
+    if args.dead_lr_fraction not in (None, OFF):
+        overrides["dead_lr_fraction"] = args.dead_lr_fraction
     if args.pretrained and args.pretrained != "none" and Path(args.pretrained).expanduser().exists():
         overrides["pretrained"] = str(Path(args.pretrained).expanduser().resolve())
     confirm = {k: v for k, v in (("top", args.confirm_top), ("seeds", args.confirm_seeds),
@@ -166,6 +224,8 @@ def load_spec(args: argparse.Namespace, log: Callable[[str], None] = print) -> S
     spec = spec_mod.load(args.task if args.task else Path(args.spec), overrides)
     if args.no_confirm or confirm:  # the flags set keys of the spec's block; the others stay
         spec = spec.replace(confirm=None if args.no_confirm else {**(spec.confirm or {}), **confirm})
+    if args.dead_lr_fraction == OFF:
+        spec = spec.replace(dead_lr_fraction=None)
     if args.backbone and args.pretrained is None and spec.pretrained not in ("none", "demo"):
         tag = preflight.default_pretrained(args.backbone)
         if tag != spec.pretrained:
@@ -182,8 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def search() -> int:
         again = resume_command(argv)
         spec = load_spec(args)
+        if args.plan:
+            print(show_plan(spec, args.epoch_seconds))
+            return 0
         try:
-            outcome = run_search(spec, resume=args.resume, verbose=args.verbose)
+            outcome = run_search(spec, resume=args.resume, verbose=args.verbose, epoch_seconds=args.epoch_seconds)
         except Interrupted as exc:
             if not exc.study_created or args.resume:
                 again = shlex.join(["python", "-m", "search.run", *argv])

@@ -12,9 +12,10 @@ accuracy. This searcher keeps the study's states honest instead:
 * ``on_trial_result``: keep the per-epoch curve as user attrs (multi-objective trials
   cannot ``report()`` intermediate values), so the dashboard shows progress live
   (`search.live.LiveTrial`, shared with the confirmation).
-* ``on_trial_complete``: COMPLETE with ``[val_top1, gflops]`` only when every epoch ran;
-  stopped earlier (by the scheduler) is PRUNED with its curve; a raised exception or a non-finite
-  loss is FAIL with the reason.
+* ``on_trial_complete``: COMPLETE with ``[val_top1, gflops]`` only when every epoch ran
+  (``epochs``: the schedule up to its dead tail, the reason says so); stopped earlier (by
+  the scheduler) is PRUNED with its curve; a raised exception or a non-finite loss is FAIL
+  with the reason.
 
 ``n_trials`` counts trained trials: over-budget proposals (and configs that fail to
 build) stay in the study as records but do not count, so a 64-trial study trains 64. A
@@ -42,6 +43,7 @@ from search import attrs
 from search import budget as budget_mod
 from search import trials as trials_mod
 from search.live import METRIC, LiveTrial, error_line
+from search.plan import PAPER_ROWS, SEARCHED
 from search.preflight import Measure
 from search.trainable import trial_config
 
@@ -67,6 +69,7 @@ class StudySearcher(Searcher):
         budget: float,
         epochs: int,
         n_trials: int,
+        complete_reason: str = "completed",
         log: Callable[[str], None] = print,
     ) -> None:
         super().__init__(metric=METRIC, mode="max")
@@ -76,7 +79,8 @@ class StudySearcher(Searcher):
         self.measure = measure
         self.baseline_gflops = baseline_gflops
         self.budget = budget
-        self.epochs = epochs
+        self.epochs = epochs  # a COMPLETE trial's: the trainable stops there
+        self.complete_reason = complete_reason
         self.n_trials = n_trials
         self.log = log
         self.space_name = space
@@ -111,6 +115,7 @@ class StudySearcher(Searcher):
                     attrs.PARAMS: params,
                     attrs.OVER_BUDGET: over,
                     attrs.EPOCHS_RUN: 0,
+                    attrs.PHASE: PAPER_ROWS if trial.user_attrs.get(attrs.PAPER_ROW) else SEARCHED,
                 },
             )
             trial.set_constraint(budget_mod.CONSTRAINT, excess)
@@ -126,7 +131,7 @@ class StudySearcher(Searcher):
             self.untrained_in_a_row = 0
             self.live[trial_id] = LiveTrial(trial, gflops, self.epochs)
             return trial_config(f"trial_{trial.number}", trial.number, config, gflops,
-                                trial.user_attrs.get(attrs.PAPER_ROW))
+                                trial.user_attrs.get(attrs.PAPER_ROW), stop_after=self.epochs)
         return Searcher.FINISHED
 
     def _exhaust(self) -> None:
@@ -164,7 +169,7 @@ class StudySearcher(Searcher):
         elif live.full:
             top1 = live.curve[-1]
             if math.isfinite(top1):
-                self._tell(trial, TrialState.COMPLETE, [top1, live.gflops], reason="completed")
+                self._tell(trial, TrialState.COMPLETE, [top1, live.gflops], reason=self.complete_reason)
             else:
                 self._tell(trial, TrialState.FAIL, reason=f"non-finite {METRIC}: {top1}")
         elif not live.curve:

@@ -18,9 +18,11 @@ import yaml
 
 from fgmodel.config import ConfigError, RunConfig, flatten, from_mapping, load_yaml
 from fgmodel.data import NUM_CLASSES
+from fgmodel.schedule import DEAD_LR_FRACTION, useful_epochs
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
+AUTO = "auto"  # concurrency / cpus_per_trial: from the Ray cluster's resources (search.tuner.resolve_resources)
 SAMPLERS = ("tpe", "random", "gp")
 CONFIRM_KEYS = ("top", "seeds", "race")  # of the confirm: block (search.confirm's --top, --seeds and --race)
 UNSUPPORTED_SAMPLERS = {
@@ -54,11 +56,14 @@ class StudySpec:
     pretrained: str = "none"
     pretrained_fallback: bool = True
     image_size: int = 224
-    epochs: int = 30  # the maximum fidelity: a trial that runs all of them is COMPLETE
+    epochs: int = 30  # the schedule's epochs (optim.epochs of every trial and of the exported config)
+    # A trial stops, COMPLETE, once the StepLR rate stays at or below this fraction of its first
+    # value (fgmodel.schedule.useful_epochs): 0.01 trains 10 of the paper's 30 epochs. None: all.
+    dead_lr_fraction: float | None = DEAD_LR_FRACTION
     trials: int = 64  # trained trials; over-budget proposals are recorded (PRUNED) but do not count
-    concurrency: int = 4
-    cpus_per_trial: float = 8.0
-    gpus_per_trial: float = 1.0
+    concurrency: Any = 4  # an int, or "auto": the cluster's GPUs / gpus_per_trial (CPUs when no GPU)
+    cpus_per_trial: Any = 8.0  # a number, or "auto": a node's cores / the trials it runs
+    gpus_per_trial: float = 1.0  # at most 1 (fit trains on one GPU); a fraction shares one
     budget: float = 0.05  # allowed GFLOPs over the baseline (same backbone, no SCRA)
     space: str = "default"
     paper: bool = True  # enqueue the paper's Table 1 rows first
@@ -84,17 +89,21 @@ class StudySpec:
     def __post_init__(self) -> None:
         if self.task not in NUM_CLASSES:
             raise ConfigError("task", f"unknown task {self.task!r}; known: {', '.join(NUM_CLASSES)}")
-        for name in ("epochs", "trials", "concurrency", "grace_period", "heartbeat"):
+        for name in ("epochs", "trials", "grace_period", "heartbeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+        _check_auto("concurrency", self.concurrency, count=True)
+        _check_auto("cpus_per_trial", self.cpus_per_trial, count=False)
+        if self.dead_lr_fraction is not None and not 0 < self.dead_lr_fraction < 1:
+            raise ConfigError("dead_lr_fraction", f"must be in (0, 1) or null, got {self.dead_lr_fraction}")
         if self.reduction_factor < 2:
             raise ConfigError("reduction_factor", f"must be >= 2, got {self.reduction_factor}")
-        if self.cpus_per_trial <= 0:
-            raise ConfigError("cpus_per_trial", f"must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             raise ConfigError("gpus_per_trial", f"must be >= 0, got {self.gpus_per_trial}")
-        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
-            raise ConfigError("gpus_per_trial", f"a fraction must be below 1, got {self.gpus_per_trial}")
+        if self.gpus_per_trial > 1:
+            raise ConfigError("gpus_per_trial", f"a trial trains on one GPU (no data parallelism), so "
+                                                f"{self.gpus_per_trial:g} would leave the rest idle: use 1, or a "
+                                                f"fraction to share one")
         if self.budget < 0:
             raise ConfigError("budget", f"must be >= 0, got {self.budget}")
         if self.retries < 0:
@@ -126,6 +135,14 @@ class StudySpec:
     def directory(self) -> Path:
         return Path(self.study_dir or Path("studies") / self.study_name).resolve()
 
+    def trained_epochs(self, base: RunConfig | None = None) -> int:
+        """What a COMPLETE trial trains: the base schedule's epochs up to its dead tail (`dead_lr_fraction`).
+
+        The space searches no schedule (step, gamma, epochs), so one number holds for every
+        trial; the driver records it on the study and the confirmation trains as many.
+        """
+        return useful_epochs((base or self.base_config()).optim, self.dead_lr_fraction)
+
     def replace(self, **changes: Any) -> StudySpec:
         """A copy with ``changes``, type-checked and validated like the YAML."""
         return from_dict({**to_dict(self), **changes})
@@ -152,6 +169,16 @@ class StudySpec:
                 **self.config,
             }
         )
+
+
+def _check_auto(name: str, value: Any, *, count: bool) -> None:
+    """``value`` is "auto", or a count >= 1 (``count``) or a number > 0: else one line naming the field."""
+    if value == AUTO:
+        return
+    if isinstance(value, bool) or not isinstance(value, int if count else (int, float)):
+        raise ConfigError(name, f"expected a number or {AUTO!r}, got {type(value).__name__} {value!r}")
+    if value < 1 if count else value <= 0:
+        raise ConfigError(name, f"must be {'>= 1' if count else '> 0'} or {AUTO!r}, got {value}")
 
 
 def _check_name(name: str) -> None:

@@ -118,6 +118,7 @@ def set_study_attrs(
         "seed": spec.seed,
         "image_size": spec.image_size,
         "epochs": spec.epochs,
+        attrs.TRAINED_EPOCHS: spec.trained_epochs(base),
         "budget": spec.budget,
         attrs.BASELINE_GFLOPS: baseline_gflops,
         "space": spec.space,

@@ -10,6 +10,11 @@ goes on. What the driver needs to record the trial honestly rides in the reports
 epoch, the seconds spent training and evaluating, the node, and on the way out a
 non-finite status or the exception's line (reported just before it is re-raised, so the
 record gets the error while Ray still sees the failure and applies its retries).
+
+A trial trains its config's schedule (``optim.epochs``, so the exported YAML is what was
+searched) but stops after ``stop_after`` epochs when the schedule's tail is dead
+(`search.spec.StudySpec.trained_epochs`): fit ends when its report callback says so. A
+fractional GPU caps the process's share of the device's memory at that fraction.
 """
 
 from __future__ import annotations
@@ -22,16 +27,19 @@ from ray import tune
 from search import attrs
 from search.live import error_line
 
+STOP_AFTER = "stop_after"  # the trial config's key: epochs to train before fit stops (None: all)
+
 
 def trial_config(name: str, number: int, config: dict[str, Any], gflops: float, paper_row: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+                 stop_after: int | None = None, **extra: Any) -> dict[str, Any]:
     """What Tune gets for one trial: the config to train and what the scheduler and the records key on.
 
     ``name`` names the trial's Ray directory; ``number`` is the search trial it trains (or
     confirms); ``gflops`` is the scheduler's second objective; a ``paper_row`` is never
-    stopped early.
+    stopped early; ``stop_after``: the epochs it trains (None: its config's all).
     """
-    out = {attrs.CONFIG: config, "name": name, "number": number, attrs.GFLOPS: gflops, **extra}
+    out = {attrs.CONFIG: config, "name": name, "number": number, attrs.GFLOPS: gflops, STOP_AFTER: stop_after,
+           **extra}
     if paper_row:
         out[attrs.PAPER_ROW] = paper_row
     return out
@@ -47,14 +55,17 @@ def train_trial(config: dict[str, Any]) -> None:
     from fgmodel.config import from_dict
     from fgmodel.fit import fit
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    torch.set_num_threads(max(1, int(assigned.get("CPU", 1.0))))
+    share_gpu(assigned.get("GPU", 0.0))
     node_id = ray.get_runtime_context().get_node_id()
     totals = {"train_seconds": 0.0}
+    stop_after = config.get(STOP_AFTER)
 
-    def report(epoch: Any) -> None:
+    def report(epoch: Any) -> bool:
         totals["train_seconds"] += float(epoch.seconds)
         tune.report({**epoch.to_dict(), **totals, attrs.NODE_ID: node_id})
+        return stop_after is not None and epoch.epoch >= stop_after
 
     try:
         result = fit(from_dict(config[attrs.CONFIG]), report)
@@ -63,3 +74,15 @@ def train_trial(config: dict[str, Any]) -> None:
         raise
     if result.status == "non_finite":
         tune.report({"status": "non_finite", "reason": result.reason, attrs.NODE_ID: node_id})
+
+
+def share_gpu(fraction: float) -> None:
+    """Cap this process's CUDA memory at ``fraction`` of the device when Ray gave it a fraction of a GPU.
+
+    Two trials on one GPU (``gpus_per_trial: 0.5``) otherwise each grow their cache until
+    one runs out of memory; with the cap, a trial that needs more fails alone, at once.
+    """
+    import torch
+
+    if 0 < fraction < 1 and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(fraction)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from search import attrs
 from search.live import METRIC
 from search.moasha import Curve, MOASHAScheduler
 from search.progress import Reporter
-from search.spec import StudySpec
+from search.spec import AUTO, StudySpec
 
 ADDRESS_PROBE_S = 5.0  # seconds to wait for the cluster's GCS port to accept a connection
 
@@ -133,13 +134,51 @@ def ray_session(spec: StudySpec, verbose: bool) -> Iterator[bool]:
             logging.getLogger(name).setLevel(logging.ERROR)
     owns_ray = _ray_init(spec, verbose)
     try:
-        check_resources(spec)
+        check_resources(resolve_resources(spec))
         yield owns_ray
     finally:
         if owns_ray:
             import ray
 
             ray.shutdown()
+
+
+def auto_resources(nodes: Sequence[Mapping[str, float]], concurrency: int | str, cpus_per_trial: float | str,
+                   gpus_per_trial: float) -> tuple[int, float]:
+    """(concurrency, cpus_per_trial) with each "auto" settled on ``nodes`` (Ray's resources of each: CPU, GPU).
+
+    GPU trials: a node runs ``GPU // gpus_per_trial`` of them, each with that share of its
+    cores (the smallest share among the GPU nodes, so every node fills its GPUs), and the
+    concurrency is what all nodes run together. CPU trials: one core each when both are
+    auto (the concurrency is every core), else the cores shared out over the given concurrency.
+    """
+    def slots(node: Mapping[str, float], cpus: float) -> int:
+        by_cpu = math.floor(node.get("CPU", 0.0) / cpus + 1e-9)
+        return min(by_cpu, math.floor(node.get("GPU", 0.0) / gpus_per_trial + 1e-9)) if gpus_per_trial else by_cpu
+
+    cpus = cpus_per_trial
+    if cpus == AUTO:
+        if gpus_per_trial:
+            per_node = [(n.get("CPU", 0.0), math.floor(n.get("GPU", 0.0) / gpus_per_trial + 1e-9)) for n in nodes]
+            cpus = min((max(math.floor(c / k), 1) for c, k in per_node if k), default=1)
+        elif concurrency == AUTO:
+            cpus = 1
+        else:
+            total = sum(n.get("CPU", 0.0) for n in nodes)
+            cpus = min(max(math.floor(total / int(concurrency)), 1), max((n.get("CPU", 1.0) for n in nodes), default=1))
+    width = int(concurrency) if concurrency != AUTO else max(sum(slots(n, float(cpus)) for n in nodes), 1)
+    return width, float(cpus)
+
+
+def resolve_resources(spec: StudySpec) -> StudySpec:
+    """``spec`` with ``concurrency: auto`` and ``cpus_per_trial: auto`` settled on the running Ray's nodes."""
+    if AUTO not in (spec.concurrency, spec.cpus_per_trial):
+        return spec
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    concurrency, cpus = auto_resources(nodes, spec.concurrency, spec.cpus_per_trial, spec.gpus_per_trial)
+    return spec.replace(concurrency=concurrency, cpus_per_trial=cpus)
 
 
 def check_resources(spec: StudySpec) -> None:
@@ -158,8 +197,11 @@ def check_resources(spec: StudySpec) -> None:
         )
 
 
-def make_scheduler(spec: StudySpec, curves: Iterable[Curve] = ()) -> Any:
+def make_scheduler(spec: StudySpec, curves: Iterable[Curve] = (), max_t: int | None = None) -> Any:
     """The spec's early stopping: successive halving on (val top-1, GFLOPs) or val top-1, or none.
+
+    ``max_t``: the epochs a COMPLETE trial trains (default: the spec's `StudySpec.trained_epochs`,
+    its schedule up to the dead tail); the rungs count down from it (`search.plan.rung_ladder`).
 
     ``moasha`` and ``asha`` are `search.moasha.MOASHAScheduler` (multi- or single-objective):
     both never stop the paper's rows and take the study's finished ``curves`` into their
@@ -169,8 +211,9 @@ def make_scheduler(spec: StudySpec, curves: Iterable[Curve] = ()) -> Any:
     """
     if spec.scheduler == "fifo":
         return FIFOScheduler()
+    max_t = max_t or spec.trained_epochs()
     scheduler = MOASHAScheduler(
-        max_t=spec.epochs, grace_period=min(spec.grace_period, spec.epochs), reduction_factor=spec.reduction_factor,
+        max_t=max_t, grace_period=min(spec.grace_period, max_t), reduction_factor=spec.reduction_factor,
         metric=METRIC, cost=attrs.GFLOPS, multi_objective=spec.scheduler == "moasha",
     )
     scheduler.restore_rungs(curves)
@@ -224,6 +267,7 @@ def run_trials(
     from search.trainable import train_trial
 
     with ray_session(spec, verbose):  # Ray is up already when run_search started it: a no-op
+        spec = resolve_resources(spec)
         fn = tune.with_resources(trainable or train_trial, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
         tune.Tuner(
             fn,

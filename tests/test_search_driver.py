@@ -183,3 +183,20 @@ def test_every_paper_row_is_complete_at_full_epochs(ray_session, small_demo_root
         assert t.values == [scores[t.number], t.user_attrs["gflops"]]
     assert run.best_versus_paper(trials) == (
         f"best trial: #0 val top-1 0.9000 at {trials[0].values[1]:.4g} GFLOPs, the paper row 'baseline'")
+
+
+def test_trials_and_the_confirmation_stop_at_the_dead_tail(ray_session, small_demo_root, tmp_path):
+    """x0.1 every epoch: the rate is at 1% from epoch 3, under the 5% stop, so complete trials train 2 of 3."""
+    s = tiny_spec(small_demo_root, tmp_path, epochs=3, trials=2, name="dead", dead_lr_fraction=0.05,
+                  config={**spec.load("demo").config, "optim.step_size": 1}, confirm={"top": 1, "seeds": 1})
+    lines: list[str] = []
+    outcome = run.run_search(s, trainable=scripted_trainable({0: 0.9, 1: 0.5}, fail_number=-1), log=lines.append)
+    assert outcome.study.user_attrs["trained_epochs"] == 2 and outcome.study.user_attrs["epochs"] == 3
+    for t in outcome.study.get_trials():
+        assert t.state == TrialState.COMPLETE and t.user_attrs["epochs_run"] == 2
+        assert t.user_attrs["reason"] == "schedule dead: lr <= 5% of its first value from epoch 3 of 3"
+        assert t.user_attrs["config"]["optim"]["epochs"] == 3  # the exported schedule keeps its epochs
+        assert t.user_attrs["phase"] == "paper rows"
+    records = outcome.confirm.get_trials()
+    assert records and all(r.state == TrialState.COMPLETE and r.user_attrs["epochs_run"] == 2 for r in records)
+    assert any(line.startswith("plan: a complete trial trains 2 of 3 epochs") for line in lines)

@@ -101,10 +101,13 @@ def test_crowding_breaks_ties_in_the_last_front():
     assert passed == {"a", "d", "e"}  # (0.85, 4) is more accurate than (0.7, 2) but crowded
 
 
-def test_rung_milestones():
+def test_rung_milestones_count_down_from_the_last_epoch():
     assert rung_milestones(2, 2, 4) == [2]
-    assert rung_milestones(1, 3, 30) == [1, 3, 9, 27]
+    assert rung_milestones(1, 3, 30) == [1, 3, 10]  # aligned with epoch 30, not 1, 3, 9, 27
+    assert rung_milestones(3, 3, 30) == [3, 10]
+    assert rung_milestones(1, 3, 10) == [1, 3]  # the paper's schedule cut at its dead tail
     assert rung_milestones(3, 3, 27) == [3, 9]
+    assert rung_milestones(1, 2, 3) == [1, 2]  # the demo: 1.5 rounds up, 0.75 too
     assert rung_milestones(4, 2, 4) == []
     with pytest.raises(ValueError):
         rung_milestones(1, 1, 4)

@@ -90,6 +90,21 @@ def test_progress_line():
                     "best val_top1 within budget 0.8123; about 25m00s left")
     assert progress_line(Counts(), None, 5, None) == (
         "[5s] 0 complete, 0 running, 0 pruned, 0 failed; best val_top1 within budget none yet; time left unknown")
+    assert progress_line(Counts(), None, 5, None, 0.123).endswith("; time left unknown; data wait 12%")
+
+
+def test_data_wait_is_the_running_trials_last_epochs():
+    import optuna
+
+    from search.progress import data_wait
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    waits = [[0.5, 0.1], [0.3], [], [0.9]]
+    for wait in waits:
+        study.ask().set_user_attr("data_wait", wait)
+    study.tell(3, state=TrialState.FAIL)  # finished: its loaders are no more
+    assert data_wait(study.get_trials()) == pytest.approx(0.2)
+    assert data_wait([]) is None
 
 
 def test_reporter_prints_every_30_s_with_counts_and_estimate():

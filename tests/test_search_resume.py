@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
-from search import attrs, resume
+from fgmodel.config import ConfigError
+from search import attrs, resume, spec
 from search.study import DIRECTIONS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -52,3 +54,15 @@ def test_recover_interrupted_queues_the_failed_and_the_asked_but_not_handed_to_r
     assert [t.user_attrs[attrs.RETRY_OF] for t in queued] == [failed.number, asked.number]
     again = [study.ask().suggest_float("x", 0.0, 1.0) for _ in queued]  # their configs, asked again
     assert again == [trials[failed.number].params["x"], trials[asked.number].params["x"]]
+
+
+def test_a_resume_must_train_complete_trials_as_long_as_the_study_did():
+    s = spec.load("demo").replace(epochs=30, config={**spec.load("demo").config, "optim.step_size": 5})
+    base = s.base_config()
+    stored = {"epochs": 30, attrs.TRAINED_EPOCHS: 10}
+    resume.check_resume(stored, s, base)  # 0.01 cuts at epoch 10, as the study did
+    with pytest.raises(ConfigError) as info:
+        resume.check_resume(stored, s.replace(dead_lr_fraction=None), base)
+    assert info.value.field == "dead_lr_fraction" and "trained 10 epochs, this spec's would train 30" in str(info.value)
+    with pytest.raises(ConfigError):  # a study from before the cut trained every epoch
+        resume.check_resume({"epochs": 30}, s, base)

@@ -137,3 +137,38 @@ def test_a_path_as_study_name_is_refused_and_creates_nothing(tmp_path, capsys, m
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: name: must be a plain name, not a path, got {name!r}") and "\n" not in err
     assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == [Path("work")]
+
+
+def test_plan_prints_what_the_search_would_train_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--task", "foodx", "--plan", "--epoch-seconds", "78", "--concurrency", "8",
+                     "--data-root", str(tmp_path / "nowhere")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("plan: a complete trial trains 10 of 30 epochs (schedule dead: lr <= 1% of its first "
+                             "value from epoch 11 of 30); rungs at epochs 1, 3, 1/3 going on; 8 at a time")
+    rows = {line[:16].strip(): line[16:].split() for line in out[2:6]}
+    assert rows["paper rows"][:3] == ["224", "6", "60"] and rows["searched trials"][:2] == ["224", "58"]
+    total_224 = float(rows["total"][3])
+    assert total_224 <= 0.4 * 1132.4  # today's: 30 epochs, rungs 3/9/27, 6 candidates x 3 seeds
+    assert float(rows["total"][-2]) == pytest.approx(total_224 * 78 / 3600, abs=0.1)  # GPU-hours
+    assert list(tmp_path.iterdir()) == []  # no study, no data
+
+
+def test_resource_and_dead_tail_flags():
+    s = run.load_spec(_args("--task", "demo", "--concurrency", "auto", "--cpus-per-trial", "auto",
+                            "--dead-lr-fraction", "0.05"))
+    assert (s.concurrency, s.cpus_per_trial, s.dead_lr_fraction) == ("auto", "auto", 0.05)
+    assert run.load_spec(_args("--task", "foodx", "--dead-lr-fraction", "off")).trained_epochs() == 30
+    assert run.load_spec(_args("--task", "demo", "--concurrency", "3")).concurrency == 3
+
+
+@pytest.mark.parametrize(("argv", "expect"), [
+    (["--gpus-per-trial", "2"], "error: gpus_per_trial: a trial trains on one GPU (no data parallelism), so 2 would "
+                                "leave the rest idle: use 1, or a fraction to share one"),
+    (["--dead-lr-fraction", "2"], "error: dead_lr_fraction: must be in (0, 1) or null, got 2.0"),
+])
+def test_refused_resources_are_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, expect):
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--task", "demo", *argv]) == 2
+    assert capsys.readouterr().err.strip() == expect
+    assert list(tmp_path.iterdir()) == []

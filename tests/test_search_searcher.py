@@ -182,3 +182,29 @@ def test_paper_rows_carry_their_label_to_ray(tmp_path):
     config = searcher.suggest("a")
     assert config["paper_row"] == rows[0][0] == "baseline" and config["gflops"] == 1.0
     assert "paper_row" not in searcher.suggest("b")
+
+
+def test_a_trial_that_reaches_the_dead_tail_is_complete_with_the_reason(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    base = spec.load("demo").replace(data_root=str(tmp_path), paper=False).base_config()
+    reason = "schedule dead: lr <= 1% of its first value from epoch 3 of 30"
+    searcher = StudySearcher(study, "default", base, measure=lambda cfg: (GFLOPS, 1000), baseline_gflops=GFLOPS,
+                             budget=10.0, epochs=2, n_trials=1, complete_reason=reason, log=lambda line: None)
+    config = searcher.suggest("a")
+    assert config["stop_after"] == 2  # the trainable stops fit there, though the config's schedule has more
+    searcher.on_trial_result("a", _epoch(1, 0.3))
+    searcher.on_trial_complete("a", _epoch(2, 0.5))
+    trial = _only_trial(searcher)
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["reason"] == reason
+    assert trial.user_attrs["phase"] == "searched trials" and trial.user_attrs["train_seconds"] == 2.0
+
+
+def test_paper_rows_are_recorded_in_their_phase(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    base = spec.load("demo").replace(data_root=str(tmp_path)).base_config()
+    study_mod.enqueue_paper_rows(study, spaces.paper_rows("default", base)[:1], limit=1)
+    searcher = StudySearcher(study, "default", base, measure=lambda cfg: (GFLOPS, 1000), baseline_gflops=GFLOPS,
+                             budget=10.0, epochs=EPOCHS, n_trials=2, log=lambda line: None)
+    searcher.suggest("a")
+    searcher.suggest("b")
+    assert [t.user_attrs["phase"] for t in study.get_trials()] == ["paper rows", "searched trials"]

@@ -226,7 +226,7 @@ def test_ctrl_c_before_ray_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx"])
 def test_paper_tasks_confirm_the_front(task):
-    assert spec.load(task).confirm == {"top": 4, "seeds": 3}
+    assert spec.load(task).confirm == {"top": 4, "seeds": 3, "race": True}
 
 
 @pytest.mark.parametrize(("text", "field"), [
@@ -273,3 +273,43 @@ def test_a_study_name_is_a_name_not_a_path(name):
 def test_a_plain_name_makes_the_folder_under_studies():
     s = spec.load("demo", {"name": "my run.v2"})
     assert s.directory == (Path("studies") / "my run.v2").resolve() and s.study_name == "my run.v2"
+
+
+@pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx"])
+def test_paper_specs_train_to_the_dead_tail_on_every_gpu(task):
+    s = spec.load(task)
+    assert (s.concurrency, s.cpus_per_trial, s.dead_lr_fraction) == ("auto", "auto", 0.01)
+    assert s.trained_epochs() == 10 and s.base_config().optim.epochs == 30  # the exported schedule stays 30
+
+
+def test_trained_epochs_follow_the_base_schedule_and_the_fraction():
+    demo = spec.load("demo")  # one x0.1 decay before its last epoch: 10% is alive
+    assert demo.trained_epochs() == demo.epochs
+    cut = demo.replace(epochs=30, config={**demo.config, "optim.step_size": 2})
+    assert cut.trained_epochs() == 4 and cut.replace(dead_lr_fraction=None).trained_epochs() == 30
+    assert cut.replace(dead_lr_fraction=0.001).trained_epochs() == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "says"),
+    [
+        ("gpus_per_trial: 2", "gpus_per_trial", "a trial trains on one GPU (no data parallelism), so 2 would"),
+        ("concurrency: lots", "concurrency", "expected a number or 'auto', got str 'lots'"),
+        ("concurrency: 0", "concurrency", "must be >= 1 or 'auto', got 0"),
+        ("concurrency: 2.5", "concurrency", "expected a number or 'auto', got float 2.5"),
+        ("cpus_per_trial: 0", "cpus_per_trial", "must be > 0 or 'auto', got 0"),
+        ("cpus_per_trial: true", "cpus_per_trial", "expected a number or 'auto', got bool True"),
+        ("dead_lr_fraction: 1.5", "dead_lr_fraction", "must be in (0, 1) or null, got 1.5"),
+    ],
+)
+def test_resource_and_dead_tail_fields_are_checked(tmp_path, text, field, says):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"task: demo\n{text}\n")
+    with pytest.raises(ConfigError) as info:
+        spec.load(path)
+    assert info.value.field == field and says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_auto_and_null_load():
+    s = spec.load("demo", {"concurrency": "auto", "cpus_per_trial": "auto"}).replace(dead_lr_fraction=None)
+    assert (s.concurrency, s.cpus_per_trial, s.dead_lr_fraction) == ("auto", "auto", None)

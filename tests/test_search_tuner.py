@@ -1,4 +1,5 @@
-"""--address: settled and probed before Ray is asked (Ray itself retries an unreachable GCS for minutes)."""
+"""--address: settled and probed before Ray is asked (Ray itself retries an unreachable GCS for minutes);
+``concurrency: auto`` and ``cpus_per_trial: auto`` settled on the nodes' resources."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fgmodel.config import ConfigError
-from search.tuner import probe, resolve_address
+from search.tuner import auto_resources, probe, resolve_address
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,3 +94,26 @@ def test_cli_fails_fast_and_writes_nothing(tmp_path, address, expect):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0]
     assert not study_dir.exists() and not (tmp_path / "data").exists()  # checked before the data and the study
+
+
+NODE_8_GPUS = {"CPU": 64.0, "GPU": 8.0}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "concurrency", "cpus", "gpus", "expected"),
+    [
+        ([NODE_8_GPUS], "auto", "auto", 1.0, (8, 8.0)),  # every GPU, the cores shared out
+        ([NODE_8_GPUS], "auto", 4.0, 1.0, (8, 4.0)),
+        ([NODE_8_GPUS], "auto", 16.0, 1.0, (4, 16.0)),  # the cores run out first
+        ([NODE_8_GPUS], "auto", "auto", 0.5, (16, 4.0)),  # two trials per GPU
+        ([NODE_8_GPUS], 3, "auto", 1.0, (3, 8.0)),
+        ([NODE_8_GPUS, {"CPU": 16.0, "GPU": 4.0}], "auto", "auto", 1.0, (12, 4.0)),  # the smaller share: both fill
+        ([NODE_8_GPUS, {"CPU": 32.0}], "auto", "auto", 1.0, (8, 8.0)),  # a CPU-only node runs no GPU trial
+        ([{"CPU": 2.0}], "auto", "auto", 0.0, (2, 1.0)),  # CPU trials: one core each
+        ([{"CPU": 16.0}], 2, "auto", 0.0, (2, 8.0)),
+        ([{"CPU": 16.0}], "auto", 4.0, 0.0, (4, 4.0)),
+        ([{"CPU": 8.0}], "auto", "auto", 1.0, (1, 1.0)),  # no GPU: one slot; check_resources refuses the trial
+    ],
+)
+def test_auto_resources(nodes, concurrency, cpus, gpus, expected):
+    assert auto_resources(nodes, concurrency, cpus, gpus) == expected

@@ -1,14 +1,13 @@
 """Scale-out: a two-node Ray cluster on 127.0.0.1 runs a search started with ``--address``.
 
 Each node offers one CPU and a trial needs one, so two trials at once can only run on two
-nodes: Ray places them by resources, the driver just asks. Each trial records the id of
-the node it trained on.
+nodes: Ray places them by resources, the driver just asks (after its pre-flight checked
+the other node: `search.nodes`). Each trial records the id of the node it trained on.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -18,23 +17,11 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from ray_cluster import local_cluster
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-# The head prints the address workers join with ("ray start --address='IP:PORT'"); Ray
-# keeps that line stable because its Java driver parses it too.
-JOIN_LINE = re.compile(r"ray start --address='([^']+)'")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _run(cmd: list[str], env: dict) -> str:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return ANSI.sub("", proc.stdout + proc.stderr)
 
 
 @pytest.fixture
@@ -45,21 +32,8 @@ def cluster_env():
 
 @pytest.fixture
 def cluster(cluster_env):
-    env = cluster_env
-    common = ["--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    # --port 0: Ray picks a free GCS port itself, so no other process can take it between
-    # choosing and binding (the race a _free_port() helper has).
-    head = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", "0",
-            "--include-dashboard", "false", *common]
-    try:
-        out = _run(head, env)
-        match = JOIN_LINE.search(out)
-        assert match, "no join address in the head's output:\n" + out[-2000:]
-        address = match.group(1)
-        _run([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common], env)
+    with local_cluster(cluster_env) as address:  # stopped by its own pids: never `ray stop`, which stops every Ray
         yield address
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_search_runs_trials_on_both_nodes(cluster, cluster_env, tmp_path, small_demo_root):
