@@ -21,7 +21,7 @@ from search import budget
 from search.studydir import open_confirm_study
 
 C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
-BASE = RunConfig().replace(**DEMO_PROFILE, **{"optim.epochs": 4})
+BASE = RunConfig().replace(**{**DEMO_PROFILE, "optim.epochs": 4})
 ROWS = dict(spaces.paper_rows("default", BASE))  # Table 1's rows: name -> the default space's params
 
 
