@@ -1,15 +1,15 @@
 """Search quality per train-second: the default search against random search and the previous default.
 
-    python bench/search_quality.py                          # 3 seeds x 3 methods: about 16 min on 2 cores
+    python bench/search_quality.py                          # 3 seeds x 3 methods
     python bench/search_quality.py --seeds 1 --trials 6     # a quick look
     python bench/search_quality.py --trials 24 --paper      # longer searches, with the paper's rows: hours
 
 Each method runs the demo task (the same generated data, the same space, budget and
-number of trained trials) once per seed, into a temporary study. The defaults are sized to
-fit 30 minutes on 2 cores even when they are shared (an epoch of one trial at 40 px takes
-about 8 s on an idle core). As `make demo`: 40 px, so that two image sizes fit the budget
-(32, 40), and 3 epochs with rungs at 1 and 2. Each search stops before the demo's
-confirmation, which would re-train the same few configs in every method.
+number of trained trials) once per seed, into a temporary study. As `make demo`: every
+trial fine-tunes the demo's pretrained weights (`fgmodel.pretrain_demo`, made once under
+``--data-root`` by the first search's pre-flight), at 40 px, so that two image sizes fit
+the budget (32, 40), for the spec's epochs (5: rungs at 1, 2 and 4). Each search stops
+before the demo's confirmation, which would re-train the same few configs in every method.
 
 * ``random-fifo``: random sampler, no early stopping (every trial runs every epoch);
 * ``tpe-asha``: TPE on Optuna's view of the study + single-objective ASHA on val top-1
@@ -141,8 +141,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--trials", type=int, default=8, help="trained trials per search")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--grace-period", type=int, default=1, help="first rung of asha / moasha (eta: the demo's 2)")
+    p.add_argument("--epochs", type=int, help="epochs of a complete trial (default: the demo spec's)")
+    p.add_argument("--grace-period", type=int, help="first rung of asha / moasha (default: the spec's; eta: its 2)")
     p.add_argument("--image-size", type=int, default=40, help="40: two sizes fit +5%% (32, 40)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     p.add_argument("--paper", action="store_true", help="run the paper's Table 1 rows first in every search")
@@ -160,9 +160,10 @@ def main() -> None:
     runs: list[Run] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        demo = spec.load("demo", {"trials": args.trials, "epochs": args.epochs, "image_size": args.image_size,
-                                  "grace_period": args.grace_period, "data_root": args.data_root,
-                                  "paper": args.paper}).replace(confirm=None)  # the search alone
+        given = {"epochs": args.epochs, "grace_period": args.grace_period}
+        demo = spec.load("demo", {"trials": args.trials, "image_size": args.image_size, "data_root": args.data_root,
+                                  "paper": args.paper, **{k: v for k, v in given.items() if v is not None}}
+                         ).replace(confirm=None)  # the search alone
         with ray_session(demo, verbose=False):  # one Ray for every search
             for seed in range(args.seeds):
                 for method in methods:
@@ -174,7 +175,7 @@ def main() -> None:
                     print(f"{method:12s} seed {seed}: hypervolume {r.hv:.4f}, {r.train_seconds:.0f} train-s, "
                           f"{r.trained} trained, {r.complete} COMPLETE, {r.wall_seconds:.0f} s", flush=True)
     print()
-    print(f"demo task, {args.image_size} px, {args.epochs} epochs (first rung {args.grace_period}), "
+    print(f"demo task, {args.image_size} px, {demo.epochs} epochs (first rung {demo.grace_period}), "
           f"{args.trials} trained trials per search, "
           f"seeds 0-{args.seeds - 1}, paper rows {'in' if args.paper else 'out'}; "
           f"{time.perf_counter() - started:.0f} s in all")
