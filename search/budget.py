@@ -1,4 +1,4 @@
-"""The FLOPs budget as Optuna constraints, and the feasible Pareto front.
+"""The FLOPs budget as an Optuna constraint: the excess a trial records, and whether it is feasible.
 
 A config is within budget when ``gflops <= limit(baseline_gflops, budget)``, i.e.
 ``(1 + budget) * baseline_gflops`` (`fgmodel.budget.budget_limit`, the rule the flops CLI
