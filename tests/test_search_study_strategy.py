@@ -62,8 +62,8 @@ def test_make_sampler_gp_wraps_optunas_gp():
 def test_make_scheduler():
     fifo = make_scheduler(_spec(scheduler="fifo"))
     assert type(fifo) is FIFOScheduler
-    mo = make_scheduler(_spec())  # demo: 5 epochs, grace 1, eta 2: rungs counted down from 5, at 3 and 1
-    assert isinstance(mo, MOASHAScheduler) and mo.multi_objective and list(mo.rungs) == [1, 3]
+    mo = make_scheduler(_spec())  # demo: 8 epochs, grace 1, eta 2: rungs counted down from 8, at 4, 2 and 1
+    assert isinstance(mo, MOASHAScheduler) and mo.multi_objective and list(mo.rungs) == [1, 2, 4]
     assert list(make_scheduler(_spec(), max_t=2).rungs) == [1]  # a schedule cut at its dead tail
     asha = make_scheduler(_spec(scheduler="asha", epochs=9, grace_period=1, reduction_factor=3))
     assert not asha.multi_objective and list(asha.rungs) == [1, 3]
