@@ -67,7 +67,7 @@ def test_search_then_confirm_records_every_run(confirmed):
         assert t.user_attrs["config"]["optim"]["seed"] == t.user_attrs["seed"]
         assert t.user_attrs["config"]["data"]["split_seed"] == s.seed  # the search's own validation split
         assert t.values[1] == study.trials[t.user_attrs["confirms"]].user_attrs["gflops"]
-    assert study.user_attrs["val_images"] == 60  # the small demo set: 20 classes x 3 of 16 train images (0.2)
+    assert study.user_attrs["val_images"] == 80  # the small demo set: 20 classes x 4 of 16 train images (0.25)
     printed = "\n".join(lines).splitlines()
     assert any(line.startswith("Confirmed, ") for line in printed)  # finish printed the confirmed table
 
