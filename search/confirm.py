@@ -2,42 +2,21 @@
 
     python -m search.confirm --study studies/cub [--top 4] [--seeds 3] [--race] [--storage URL]
 
-Every point of a search is one training run scored on one validation split; the single
-best run is partly the luckiest one (the winner's curse). Confirmation trains, at full
-fidelity (the study's epochs), on the validation split each trial was selected on:
+The single best run of a search is partly the luckiest (the winner's curse). This module
+re-trains, at the study's full fidelity and on the split each trial was selected on, the
+candidates `search.confirmed.choose_candidates` names (the top of the front, its knee, the
+baseline row, the best paper row) with new seeds (the study's seed + 1, + 2, ...; the
+search's own run is left out: it was selected for being high). With ``race`` the seeds go
+in rounds and a clearly dominated candidate stops (`search.racing`); each round is one
+`search.tuner.run_trials` call, the search's own path to Ray.
 
-- the ``top`` most accurate trials of the feasible Pareto front, and when the front has
-  fewer, the next most accurate feasible COMPLETE trials (single-run top-1; ties go to
-  fewer GFLOPs, then the earlier trial);
-- the knee of the single-run front (the cheap end, for the knee pick on the means);
-- the paper's baseline row (the reference of every paired difference), in whatever state
-  the search left it (the scheduler may have stopped it: confirmation trains it fully anyway);
-- the best paper row: the most accurate feasible COMPLETE row other than the baseline.
-
-each with ``seeds`` new seeds: the study's seed + 1, + 2, ... as ``optim.seed`` (initial
-weights, data order, augmentation), while ``data.split_seed`` keeps the trial's own split
-(its ``data.split_seed``, or its ``optim.seed`` when that is None). The search's own run is
-not one of them: it was selected for being high, so counting it would bias the mean upward.
-With ``race`` (``confirm: {race: true}``, ``--race``) ``seeds`` is a maximum: seeds go in
-rounds and a candidate clearly dominated by one no costlier stops (`search.racing`); each
-round is one `search.tuner.run_trials` call. The confirmation prints its rounds, its stops
-and the runs it trained against the fixed design's count.
-
-The runs are Ray trials run as the search's are (`search.tuner.run_trials`: the same
-trainable on the finished config, the spec's resources and concurrency). Each is a trial
-of a second study, ``<study>:confirm``, in the same storage (so optuna-dashboard shows it
-beside the search), with the same objectives and user attrs ``confirms`` (the search
-trial's number), ``seed``, ``config``, ``curve``, ``val_top1``, ``gflops`` and
-``paper_row`` where it has one; the confirm study's ``design`` attr holds the last run's
-design, from which the report and the export recompute the race. Resume-safe: a (trial,
-seed) pair with a COMPLETE record, or a FAIL from a non-finite loss (a fixed seed diverges
-again: the config is unstable), is not run again; a record left RUNNING by a killed
-process is failed ("driver died") and run again; Ctrl-C fails the runs in flight
-("interrupted") and keeps the finished ones (`search.resume`). A run that raises is run
-again by the next command, not by this one.
-
-This module runs a confirmation (the confirm study, Ray, the CLI); `search.confirmed`
-decides what to run and reads the records back (plain functions).
+Each run is a trial of a second study, ``<study>:confirm``, in the same storage (so
+optuna-dashboard shows it beside the search), with the attrs ``confirms``, ``seed``,
+``config``, ``curve``, ``val_top1``, ``gflops`` and ``paper_row``; its ``design`` attr lets
+the report and the export recompute the race. Resume-safe (`search.resume`): a COMPLETE or
+diverged (trial, seed) is never run again, a RUNNING one a killed process left is failed and
+run again, Ctrl-C keeps the finished runs. `search.confirmed` holds the plain functions:
+what to run and what the records say.
 """
 
 from __future__ import annotations
