@@ -25,7 +25,7 @@ and the driver queues them and any trial it asked but had not handed to Ray
 (`recover_left_over`).
 
 The confirmation (`search.confirm`) resumes by being run again: a (trial, seed) pair with a
-COMPLETE record, or a FAIL from a non-finite loss, is kept (`search.confirmed.plan`); a
+COMPLETE record, or a FAIL from a non-finite loss, is kept (`search.confirmed.progress`); a
 record left RUNNING by a killed process is failed ("driver died", `fail_left_running`) and
 run again. It keeps no heartbeat: one confirmation runs on a study at a time.
 
