@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fgmodel.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+
 
 def jpeg(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0, banner: int = 0) -> Path:
     """A noisy JPEG; the bottom `banner` rows pure white, like FGVC-Aircraft's strip."""
@@ -82,3 +84,16 @@ def make_foodx(top: Path, train: tuple[int, ...] = (3, 2, 2, 1), val: int = 1) -
     (top / "val_info.csv").write_text("\n".join(val_rows) + "\n")
     (top / "test_info.csv").write_text("test_000001.jpg\n")
     return top
+
+
+def demo_config(root: Path, **overrides) -> RunConfig:
+    """Dropout, L2SP, augmentation and a stepping scheduler on: resume has to restore them all."""
+    base = RunConfig(
+        model=ModelConfig(backbone="convnextv2_atto", dropout=0.2),
+        optim=OptimConfig(optimizer="adamw", lr=1e-3, weight_decay=0.0, step_size=1, gamma=0.5, epochs=2,
+                          batch_size=32, l2sp_lambda=1e-3, seed=3),
+        data=DataConfig(task="demo", root=str(root), image_size=32, num_workers=0),
+    )
+    aug = {"augment.hflip_p": 0.5, "augment.rotation_deg": 10.0, "augment.rotation_p": 0.5,
+           "augment.brightness": 0.2, "augment.jitter_p": 0.5}
+    return base.replace(**aug, **overrides)
