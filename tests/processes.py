@@ -44,3 +44,13 @@ def sigkill_driver(proc: subprocess.Popen) -> None:
     """SIGKILL the driver only, as a crash would: its Ray processes are fate-shared."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+def sigkill_driver_when(proc: subprocess.Popen, ready: Callable[[], bool], log: Path, what: str,
+                        timeout: float) -> None:
+    """`wait_until` ``ready``, then `sigkill_driver`; whatever happens, nothing of ``proc`` is left running."""
+    try:
+        wait_until(proc, ready, log, what, timeout)
+        sigkill_driver(proc)
+    finally:
+        kill_group(proc)

@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from processes import kill_group, sigkill_driver, start_module, wait_until
+from processes import sigkill_driver_when, start_module
 
 from search import pareto, report, run, spec
 from search.confirmed import choose_candidates, is_baseline
@@ -112,12 +112,8 @@ def test_sigkill_then_rerun_keeps_finished_seeds(confirmed, tmp_path):
         new_done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["seed"] > 2]
         return bool(new_done) and any(far_from_done(t, new_done[0]) for t in trials if t.state == TrialState.RUNNING)
 
-    try:
-        wait_until(proc, new_run_done_while_another_just_started, log,
-                   "no new run finished while another had just started", timeout=600)
-        sigkill_driver(proc)
-    finally:
-        kill_group(proc)
+    sigkill_driver_when(proc, new_run_done_while_another_just_started, log,
+                        "no new run finished while another had just started", timeout=600)
     killed = optuna.load_study(study_name=NAME + ":confirm", storage=url).get_trials()
     orphans = {t.number for t in killed if t.state == TrialState.RUNNING}
     finished = {t.number: t.datetime_complete for t in killed if t.state == TrialState.COMPLETE}

@@ -21,7 +21,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from processes import kill_group, sigkill_driver, start_module, wait_until
+from processes import kill_group, sigkill_driver_when, start_module
 
 from search import attrs
 from search import spec as spec_mod
@@ -65,12 +65,8 @@ def test_search_on_postgres_killed_and_resumed(tmp_path, small_demo_root, postgr
         mid = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CURVE)]
         return bool(mid) and any(t.state.is_finished() for t in trials)
 
-    try:
-        wait_until(proc, mid_training_with_another_finished, first_log,
-                   "no trial was mid-training with another finished", timeout=400)
-        sigkill_driver(proc)
-    finally:
-        kill_group(proc)
+    sigkill_driver_when(proc, mid_training_with_another_finished, first_log,
+                        "no trial was mid-training with another finished", timeout=400)
     log = first_log.read_text()
     assert "resume: the study's setup had been cut short" in log
     dropped = ", ".join(label for label, _ in rows[TRIALS:])
