@@ -18,7 +18,8 @@ accuracy. This searcher keeps the study's states honest instead:
   with the reason.
 
 ``n_trials`` counts trained trials: over-budget proposals (and configs that fail to
-build) stay in the study as records but do not count, so a 64-trial study trains 64. A
+build) stay in the study as records but do not count, so a 64-trial study trains 64, however
+many drivers share it (the count is the study's, read before each proposal). A
 space that offers nothing within budget would then ask forever: after
 ``MAX_UNTRAINED_IN_A_ROW`` proposals in a row that could not train, the searcher ends the
 search and says so (``exhausted``). Each trial's Ray config (`search.trainable.trial_config`)
@@ -92,7 +93,16 @@ class StudySearcher(Searcher):
     # -- suggest ----------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        while self.counted < self.n_trials:
+        """The next trial's Ray config, or ``FINISHED`` once the study counts ``n_trials``.
+
+        The count is read from the study before each proposal, not kept here: drivers
+        sharing a study (one storage) share the target instead of each training
+        ``n_trials`` minus what was counted when it started.
+        """
+        while True:
+            self.counted = counted_trials(self.study)
+            if self.counted >= self.n_trials:
+                break
             if self.untrained_in_a_row >= MAX_UNTRAINED_IN_A_ROW:
                 self._exhaust()
                 break
@@ -127,7 +137,7 @@ class StudySearcher(Searcher):
                     reason=f"over FLOPs budget: {gflops:.4g} GFLOPs > limit {limit:.4g}",
                 )
                 continue
-            self.counted += 1
+            self.counted += 1  # as the study now counts it
             self.untrained_in_a_row = 0
             self.live[trial_id] = LiveTrial(trial, gflops, self.epochs)
             return trial_config(f"trial_{trial.number}", trial.number, config, gflops,

@@ -208,3 +208,19 @@ def test_paper_rows_are_recorded_in_their_phase(tmp_path):
     searcher.suggest("a")
     searcher.suggest("b")
     assert [t.user_attrs["phase"] for t in study.get_trials()] == ["paper rows", "searched trials"]
+
+
+def test_two_drivers_on_one_study_share_its_trials(tmp_path):
+    """Two searchers (drivers) on one study, each asked for 4 trials: 4 trained in all, not 8."""
+    first = _searcher(tmp_path, lambda cfg: (GFLOPS, 1000), n_trials=4)
+    second = StudySearcher(first.study, "default", first.base, measure=lambda cfg: (GFLOPS, 1000),
+                           baseline_gflops=GFLOPS, budget=0.05, epochs=EPOCHS, n_trials=4, log=lambda line: None)
+    handed = []
+    for i in range(8):
+        for searcher in (first, second):
+            config = searcher.suggest(f"{i}-{id(searcher)}")
+            if config != StudySearcher.FINISHED:
+                handed.append(config["number"])
+    assert handed == [0, 1, 2, 3]
+    assert counted_trials(first.study) == 4 and len(first.study.get_trials()) == 4
+    assert first.counted == second.counted == 4
