@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 import spaces
@@ -100,13 +100,14 @@ class StudySearcher(Searcher):
         ``n_trials`` minus what was counted when it started.
         """
         while True:
-            self.counted = counted_trials(self.study)
+            before = self.study.get_trials(deepcopy=False)
+            self.counted = trials_mod.count_counted(before)  # the study's count, as counted_trials reads it
             if self.counted >= self.n_trials:
                 break
             if self.untrained_in_a_row >= MAX_UNTRAINED_IN_A_ROW:
                 self._exhaust()
                 break
-            trial = self.study.ask()
+            trial = self._ask(before)
             self.untrained_in_a_row += 1
             try:
                 cfg = self.space(trial, self.base, budget=self.budget)
@@ -143,6 +144,33 @@ class StudySearcher(Searcher):
             return trial_config(f"trial_{trial.number}", trial.number, config, gflops,
                                 trial.user_attrs.get(attrs.PAPER_ROW), stop_after=self.epochs)
         return Searcher.FINISHED
+
+    def _ask(self, before: list[FrozenTrial]) -> optuna.Trial:
+        """``study.ask()``, failing the trial it made when it raises, then raising.
+
+        Optuna makes the trial (a new one, or a WAITING one it pops) before the sampler's
+        ``before_trial`` runs: if that raises, the trial would stay RUNNING until a resume.
+        Ours is RUNNING, not in ``before`` or WAITING there, and has no params and no GFLOPs.
+        """
+        last = max((t.number for t in before), default=-1)
+        waiting = {t.number for t in before if t.state == TrialState.WAITING}
+        try:
+            return self.study.ask()
+        except Exception as exc:
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if (t.number > last or t.number in waiting) and not t.params and attrs.GFLOPS not in t.user_attrs:
+                    self._fail_unopened(t, exc)
+            raise
+
+    def _fail_unopened(self, frozen: FrozenTrial, exc: Exception) -> None:
+        """Tell FAIL, as `_tell` does, a trial with no `optuna.Trial` handle: making one would run
+        ``before_trial`` again, so the attrs go through the storage."""
+        reason = attrs.CONFIG_ERROR  # never trained, not counted: like a config the sampler could not build
+        storage = self.study._storage
+        for key, value in {attrs.REASON: reason, attrs.ERROR: error_line(exc)}.items():
+            storage.set_trial_user_attr(frozen._trial_id, key, value)
+        self.study.tell(frozen.number, state=TrialState.FAIL)
+        self.log(_summary(frozen.number, TrialState.FAIL, None, reason))
 
     def _exhaust(self) -> None:
         if self.exhausted is None:

@@ -224,3 +224,33 @@ def test_two_drivers_on_one_study_share_its_trials(tmp_path):
     assert handed == [0, 1, 2, 3]
     assert counted_trials(first.study) == 4 and len(first.study.get_trials()) == 4
     assert first.counted == second.counted == 4
+
+
+class _BeforeTrialRaises(optuna.samplers.RandomSampler):
+    def before_trial(self, study, trial):
+        raise RuntimeError("sampler broke\nin before_trial")
+
+
+def test_a_raising_ask_fails_the_trial_it_made_and_raises(tmp_path):
+    searcher = _searcher(tmp_path, lambda cfg: (GFLOPS, 1000))
+    searcher.study.sampler = _BeforeTrialRaises()
+    with pytest.raises(RuntimeError, match="sampler broke"):
+        searcher.suggest("a")
+    trial = _only_trial(searcher)
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs == {"reason": "config error", "error": "RuntimeError: sampler broke"}
+    assert counted_trials(searcher.study) == 0  # never trained
+
+
+def test_a_raising_ask_fails_the_queued_trial_it_popped_and_leaves_the_running_ones(tmp_path):
+    searcher = _searcher(tmp_path, lambda cfg: (GFLOPS, 1000), n_trials=4)
+    assert searcher.suggest("a")["number"] == 0  # handed to Ray: RUNNING, must stay so
+    rows = spaces.paper_rows("default", searcher.base)
+    study_mod.enqueue_paper_rows(searcher.study, rows, limit=1)  # trial 1, WAITING: the next ask pops it
+    searcher.study.sampler = _BeforeTrialRaises()
+    with pytest.raises(RuntimeError):
+        searcher.suggest("b")
+    trials = searcher.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL]
+    assert trials[1].user_attrs["reason"] == "config error" and trials[1].user_attrs["paper_row"] == "baseline"
+    assert "reason" not in trials[0].user_attrs
