@@ -35,7 +35,7 @@ class StudyExists(ValueError):
 
 
 def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The spec's sampler, wrapped to learn from stopped trials when a scheduler stops them.
+    """The spec's sampler, wrapped to learn from stopped trials when a scheduler stops them, and GP always.
 
     ``tpe``: multivariate and grouped (the conditional params, L2SP lambda and the SCRA
     kernel, are modelled jointly with the choices they depend on), constant liar for
@@ -47,6 +47,10 @@ def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseS
     With ``moasha`` or ``asha`` most trained trials end PRUNED, and a multi-objective
     study cannot tell Optuna how far or how well they got; ``learn_from_stopped`` puts
     TPE or GP on `search.sampler.StoppedTrialSampler`'s view of the study instead.
+    GP is on the view whatever the scheduler and ``learn_from_stopped``: it fits only
+    COMPLETE and RUNNING trials, so on the real study it would never see the over-budget
+    proposals (PRUNED) and could keep proposing over the budget; the view shows them
+    COMPLETE at the lowest top-1 seen, with their constraint.
 
     The FLOPs constraint reaches the sampler through ``trial.set_constraint`` in the
     searcher, set when the trial is asked, so it holds for every state, PRUNED
@@ -64,7 +68,7 @@ def make_sampler(spec: StudySpec, seed_offset: int = 0) -> optuna.samplers.BaseS
                 return optuna.samplers.GPSampler(seed=inner_seed)
             return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=inner_seed)
 
-    if spec.learn_from_stopped and spec.scheduler != "fifo" and spec.sampler != "random":
+    if spec.sampler == "gp" or (spec.learn_from_stopped and spec.scheduler != "fifo" and spec.sampler != "random"):
         return StoppedTrialSampler(inner, seed=seed)
     return inner(seed)
 

@@ -10,8 +10,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from fgmodel.config import ConfigError
+from search import attrs
 from search import spec as spec_mod
 from search import study as study_mod
+from search.budget import CONSTRAINT
 from search.moasha import MOASHAScheduler, rung_curves
 from search.sampler import StoppedTrialSampler
 from search.tuner import make_scheduler
@@ -54,9 +56,34 @@ def test_make_sampler(changes, kind, inner):
         assert type(sampler.inner) is inner
 
 
-def test_make_sampler_gp_wraps_optunas_gp():
-    sampler = study_mod.make_sampler(_spec(sampler="gp"))
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"scheduler": "asha"}, {"scheduler": "fifo"}, {"learn_from_stopped": False},
+     {"scheduler": "fifo", "learn_from_stopped": False}],
+)
+def test_make_sampler_gp_wraps_optunas_gp(changes):
+    """Always: GP fits COMPLETE and RUNNING trials only, the budget is in the PRUNED over-budget ones."""
+    sampler = study_mod.make_sampler(_spec(sampler="gp", **changes))
     assert type(sampler) is StoppedTrialSampler and type(sampler.inner) is optuna.samplers.GPSampler
+
+
+def test_gp_without_a_scheduler_fits_the_over_budget_proposals():
+    """A study holding only over-budget proposals (PRUNED, as the searcher tells them): the study GP
+    fits is the view, where they are COMPLETE with their constraint, not the real one, where GP sees none."""
+    sampler = study_mod.make_sampler(_spec(sampler="gp", scheduler="fifo", learn_from_stopped=False))
+    study = optuna.create_study(directions=study_mod.DIRECTIONS, sampler=sampler)
+    for x, excess in [(0.9, 0.5), (0.8, 0.3)]:
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.PRUNED, params={"x": x}, distributions={"x": FloatDistribution(0, 1)},
+            user_attrs={attrs.GFLOPS: 1.0 + excess, attrs.OVER_BUDGET: True}, constraints={CONSTRAINT: excess},
+        ))
+    assert not study.get_trials(states=(TrialState.COMPLETE, TrialState.RUNNING))  # what an unwrapped GP would fit
+    trial = study.ask()
+    assert 0 <= trial.suggest_float("x", 0, 1) <= 1
+    view = sampler.view(study)
+    assert view.sampler is sampler.inner and type(view.sampler) is optuna.samplers.GPSampler
+    fitted = view.get_trials(states=(TrialState.COMPLETE,))
+    assert [(t.params["x"], t.constraints) for t in fitted] == [(0.9, {CONSTRAINT: 0.5}), (0.8, {CONSTRAINT: 0.3})]
 
 
 def test_make_scheduler():
