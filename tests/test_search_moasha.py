@@ -10,7 +10,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.moasha import MOASHAScheduler, promote, rung_milestones
+from search.moasha import MOASHAScheduler, cost_levels, promote, rung_milestones
 from search.pareto import crowding_distance, hypervolume, nondominated_fronts, rank
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -238,3 +238,18 @@ def test_hypervolume_2d():
         any(t >= (i + 0.5) / n and g <= (j + 0.5) / n for t, g in pts) for i in range(n) for j in range(n)
     )
     assert hypervolume(pts, 1.0) == pytest.approx(cells / n**2, abs=5e-3)
+
+
+def test_cost_levels_merge_costs_within_the_tolerance_of_a_levels_cheapest():
+    assert cost_levels([1.0, 1.0034, 0.56, 1.2, 1.04], 0.05) == [1.0, 1.0, 0.56, 1.2, 1.0]
+    assert cost_levels([1.0, 1.0034], 0.0) == [1.0, 1.0034]
+
+
+def test_cost_levels_keep_a_strong_trial_that_a_slightly_cheaper_weak_one_would_displace():
+    """Five at the rung, keep 3. Exactly, the plain 0.70 (0.34% cheaper than the SCRA trials) is on the first
+    front and the 0.78 SCRA trial falls behind it; by cost level, the 0.78 is second only to the 0.80."""
+    others = [("scra", 0.80, 1.0034), ("plain", 0.70, 1.0), ("small", 0.30, 0.56), ("plain2", 0.60, 1.0)]
+    strong = ("scra2", 0.78, 1.0034)
+    assert not promote(others, strong, 2)
+    assert promote(others, strong, 2, cost_tolerance=0.05)
+    assert not promote(others[:1] + others[2:] + [strong], others[1], 2, cost_tolerance=0.05)
