@@ -71,12 +71,17 @@ def view_epoch(lengths: Sequence[int], min_trials: int) -> int:
     return ordered[min_trials - 1]
 
 
-def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, list[FrozenTrial]]:
+def view_trials(trials: Sequence[FrozenTrial], min_trials: int, *, below: str = "pruned",
+                over_budget: str = "floor") -> tuple[int, list[FrozenTrial]]:
     """The view epoch ``E`` and the view's trials, in the order to add them (see the module docstring).
 
     Trials keep the real study's order (TPE weights recent trials more), except that the
     PRUNED ones are sorted best first among the places PRUNED trials hold. FAIL and
     WAITING trials, and trials whose FLOPs (and so their constraint) were never measured, stay out.
+    ``below="out"`` leaves the trials stopped before ``E`` out instead of PRUNED (BOHB fits
+    its model on one fidelity's observations only); ``over_budget="out"`` leaves the
+    over-budget records out instead of COMPLETE at the floor (they then neither end TPE's
+    random start-up nor join its groups).
     """
     usable = []
     for t in trials:
@@ -105,6 +110,8 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
         if t.state == TrialState.RUNNING:
             out.append(optuna.trial.create_trial(state=TrialState.RUNNING, **common))
         elif not is_feasible(t):
+            if over_budget == "out":
+                continue
             out.append(
                 optuna.trial.create_trial(state=TrialState.COMPLETE, values=[floor, gflops], constraints=cons, **common)
             )
@@ -114,7 +121,7 @@ def view_trials(trials: Sequence[FrozenTrial], min_trials: int) -> tuple[int, li
                     state=TrialState.COMPLETE, values=[curve[epoch - 1], gflops], constraints=cons, **common
                 )
             )
-        else:
+        elif below != "out":
             quality = (-len(curve), -curve[-1] if curve else math.inf)
             pruned.append((quality, optuna.trial.create_trial(state=TrialState.PRUNED, constraints=cons, **common)))
             out.append(None)  # a PRUNED place, filled best first below
@@ -137,7 +144,10 @@ class StoppedTrialSampler(BaseSampler):
     """Proposes with ``make_inner(seed)`` fitted on a view of the study at its best-covered epoch.
 
     ``make_inner`` builds the inner sampler (e.g. ``lambda s: TPESampler(seed=s)``);
-    ``min_trials`` is how many trained trials an epoch needs to become the view's fidelity.
+    ``min_trials`` is how many trained trials an epoch needs to become the view's fidelity
+    (None: the number of params the study has seen plus one, BOHB's rule); ``below`` and
+    ``over_budget`` say what the view makes of trials stopped before it and of over-budget
+    records (`view_trials`).
     Lifecycle (Optuna calls these): ``before_trial`` refreshes the view when the study has
     new finished trials and asks a view trial; ``sample_independent`` replays each of the
     real trial's suggestions on it (nothing is sampled relatively at the real study's
@@ -145,12 +155,15 @@ class StoppedTrialSampler(BaseSampler):
     until the next rebuild mirrors the real trial instead).
     """
 
-    def __init__(self, make_inner: InnerFactory, *, seed: int | None = None, min_trials: int = 5) -> None:
-        if min_trials < 1:
-            raise ValueError(f"min_trials must be >= 1, got {min_trials}")
+    def __init__(self, make_inner: InnerFactory, *, seed: int | None = None, min_trials: int | None = 5,
+                 below: str = "pruned", over_budget: str = "floor") -> None:
+        if min_trials is not None and min_trials < 1:
+            raise ValueError(f"min_trials must be >= 1 or None, got {min_trials}")
         self._make_inner = make_inner
         self._seed = seed
         self.min_trials = min_trials
+        self.below = below
+        self.over_budget = over_budget
         self.inner: BaseSampler = make_inner(seed)
         self._view: optuna.Study | None = None
         self._view_key: int | None = None
@@ -164,7 +177,8 @@ class StoppedTrialSampler(BaseSampler):
         key = sum(1 for t in trials if t.state.is_finished())
         if self._view is not None and key == self._view_key:
             return self._view
-        self.view_epoch, view = view_trials(trials, self.min_trials)
+        min_trials = self.min_trials or len({name for t in trials for name in t.distributions}) + 1
+        self.view_epoch, view = view_trials(trials, min_trials, below=self.below, over_budget=self.over_budget)
         self.inner = self._make_inner(None if self._seed is None else self._seed + len(trials))
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per rebuild

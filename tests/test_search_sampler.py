@@ -76,6 +76,33 @@ def test_view_ranks_later_and_better_stopped_trials_higher():
     assert [t.user_attrs["number"] for t in study.best_trials] == [5]
 
 
+def test_view_can_leave_out_trials_stopped_below_it_and_over_budget_records():
+    """BOHB's view: one fidelity's observations only; and over-budget records that end no start-up."""
+    P, C = TrialState.PRUNED, TrialState.COMPLETE
+    real = [
+        _real(C, [0.3, 0.5, 0.6]),  # 0
+        _real(P, [0.2]),  # 1: stopped below the view epoch
+        _real(P, [], excess=2.0),  # 2: over budget
+        _real(C, [0.3, 0.4, 0.7]),  # 3
+    ]
+    trials = _study(real).trials
+    _, default = view_trials(trials, min_trials=2)
+    assert [(t.user_attrs["number"], t.state) for t in default] == [(0, C), (1, P), (2, C), (3, C)]
+    epoch, bohb = view_trials(trials, min_trials=2, below="out", over_budget="out")
+    assert epoch == 3
+    assert [(t.user_attrs["number"], t.state) for t in bohb] == [(0, C), (3, C)]
+
+
+def test_min_trials_none_is_the_number_of_params_plus_one():
+    """Two params: the view's epoch needs 3 trained trials, where min_trials=2 takes the epoch 2 reached."""
+    P = TrialState.PRUNED
+    real = [_real(P, [0.3, 0.5, 0.6]), _real(P, [0.3, 0.4, 0.7]), _real(P, [0.2, 0.3]), _real(P, [0.2])]
+    for min_trials, epoch in ((2, 3), (None, 2)):
+        sampler = StoppedTrialSampler(_tpe, seed=0, min_trials=min_trials)
+        sampler.view(_study(real))
+        assert sampler.view_epoch == epoch
+
+
 def test_tpe_takes_tied_pruned_trials_in_the_order_given():
     """The view relies on TPE's stable sort of PRUNED trials with equal scores (Optuna 5.0).
 
