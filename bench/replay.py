@@ -18,7 +18,10 @@ Per scale and method, over the seeds (mean and 95% t-interval):
 * ``max-acc``: the true quality of what the search would export without a confirmation
   (the table's mean top-1 over seeds, last epoch, of the config behind the front's most
   accurate single run) and its regret against the table's best config; ``knee``: the
-  same for the knee pick, with its GFLOPs share of the budget limit;
+  same for the knee pick, with its GFLOPs share of the budget limit; ``confirmed``: the
+  max-acc pick a confirmation would make if it measured its candidates
+  (`search.confirmed.choose_candidates`: the spec's ``confirm: top``, the knee, the
+  baseline, the best paper row) exactly, i.e. on their table means;
 * ``HV``: hypervolume of the true values (table means) of the COMPLETE within-budget
   trials; GFLOPs as a share of the budget limit. Headlined with the reference point at
   (baseline's true top-1, the limit): only what beats the paper baseline counts, so the
@@ -60,10 +63,9 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from scipy.stats import t as t_dist  # noqa: E402
 
-from search import attrs, budget, preflight, simulate, stats, tuner  # noqa: E402
+from search import attrs, budget, confirmed, pareto, preflight, simulate, stats, tuner  # noqa: E402
 from search import spec as spec_mod  # noqa: E402
 from search import study as study_mod  # noqa: E402
-from search.pareto import hypervolume  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -86,14 +88,18 @@ METHODS: dict[str, Method] = {
     "view-bohb": Method(sampler={"min_trials": None, "below": "out"}),
     "over-budget-out": Method(sampler={"over_budget": "out"}),
     "cost-levels": Method(scheduler={"cost_tolerance": 0.05}),
+    "no-paper-rows": Method({"paper": False}),
+    "random-no-paper-rows": Method({"sampler": "random", "scheduler": "fifo", "learn_from_stopped": False,
+                                    "paper": False}),
     "gp-fifo": Method({"sampler": "gp", "scheduler": "fifo", "learn_from_stopped": False}),
     "gp-fifo-unwrapped": Method({"sampler": "gp", "scheduler": "fifo", "learn_from_stopped": False}, unwrapped=True),
 }
 DEFAULT_METHODS = ("random", "tpe-asha", "moasha-random", "default")
+PAPER_CONFIRM = {"top": 4, "seeds": 3, "race": True}
 SCALES: dict[str, dict[str, Any]] = {
     "demo": {},
-    "paper-w4": {"trials": 64, "concurrency": 4, "grace_period": 1, "reduction_factor": 3},
-    "paper-w8": {"trials": 64, "concurrency": 8, "grace_period": 1, "reduction_factor": 3},
+    "paper-w4": {"trials": 64, "concurrency": 4, "grace_period": 1, "reduction_factor": 3, "confirm": PAPER_CONFIRM},
+    "paper-w8": {"trials": 64, "concurrency": 8, "grace_period": 1, "reduction_factor": 3, "confirm": PAPER_CONFIRM},
 }
 BASELINE = "random"  # the method the others are measured against
 LEVEL = 0.95
@@ -149,6 +155,7 @@ class Outcome:
     """One simulated search, judged on the table's true values."""
 
     max_acc: float  # true top-1 of the max-acc pick (NaN: no feasible trial)
+    confirmed: float  # true top-1 of the max-acc pick on the true means of the confirmation's candidates
     knee: float
     knee_share: float  # the knee pick's GFLOPs / the budget limit
     hv: float  # reference (baseline's true top-1, limit)
@@ -200,13 +207,17 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
         chosen = picks(done)
         anytime.append((f.train_seconds, true_of(chosen["max-acc"]) if chosen else math.nan))
     chosen = picks(complete)
+    candidates = confirmed.choose_candidates(list(trials.values()), pareto.pareto_front(sim.study),
+                                             spec.confirm["top"] if spec.confirm else 0)
+    on_means = stats.picks([stats.Point(c.number, true_of(c.number), c.gflops) for c in candidates])
     true_points = [(true_of(t.number), float(t.values[1]) / table.limit) for t in complete]
     return Outcome(
         max_acc=true_of(chosen["max-acc"]) if chosen else math.nan,
+        confirmed=true_of(on_means["max-acc"]) if on_means else math.nan,
         knee=true_of(chosen["knee"]) if chosen else math.nan,
         knee_share=float(trials[chosen["knee"]].values[1]) / table.limit if chosen else math.nan,
-        hv=hypervolume(true_points, ref_gflops=1.0, ref_top1=table.baseline),
-        hv0=hypervolume(true_points, ref_gflops=1.0),
+        hv=pareto.hypervolume(true_points, ref_gflops=1.0, ref_top1=table.baseline),
+        hv0=pareto.hypervolume(true_points, ref_gflops=1.0),
         train_seconds=sim.train_seconds, epochs=sim.epochs, trials=sim.searcher.counted, anytime=anytime,
         over_budget=sum(1 for t in trials.values() if t.user_attrs.get(attrs.OVER_BUDGET)),
     )
@@ -283,12 +294,13 @@ def report(table: Table, scale: str, results: Mapping[str, list[Outcome]]) -> li
     seconds = statistics.fmean(o.train_seconds for o in base)
     lines = [f"## {scale}: {len(base)} seeds; table best {100 * table.best:.2f}, baseline {100 * table.baseline:.2f} "
              f"(true top-1 %); ± = 95% t-interval",
-             "| method | max-acc true | regret | knee true | knee GFLOPs/limit | HV (ref baseline) | HV0 (ref 0) "
-             "| trials (over budget) | train-h | epochs | to random |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| method | max-acc true | regret | confirmed | knee true | knee GFLOPs/limit | HV (ref baseline) "
+             "| HV0 (ref 0) | trials (over budget) | train-h | epochs | to random |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, outs in results.items():
         lines.append(
             f"| {method} | {fmt([o.max_acc for o in outs])} | {fmt([table.best - o.max_acc for o in outs])} "
+            f"| {fmt([o.confirmed for o in outs])} "
             f"| {fmt([o.knee for o in outs])} | {fmt([o.knee_share for o in outs], 1, 3)} "
             f"| {fmt([o.hv for o in outs], 1000, 2)}e-3 | {fmt([o.hv0 for o in outs], 1, 4)} "
             f"| {statistics.fmean(o.trials for o in outs):.1f} ({statistics.fmean(o.over_budget for o in outs):.1f}) "

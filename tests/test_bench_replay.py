@@ -76,6 +76,7 @@ def test_table_loads_every_run_and_judges_a_search_on_true_means(tmp_path):
     # The paper rows run first and at full fidelity: the best row's single run is the front's most accurate.
     assert outcome.max_acc == pytest.approx(0.905)
     assert table.best - outcome.max_acc == pytest.approx(0.0)
+    assert outcome.confirmed == pytest.approx(0.905)  # the best paper row is a candidate: on means, it wins
     assert outcome.trials == 12 and outcome.epochs >= 6 * EPOCHS
     assert outcome.train_seconds == pytest.approx(2.0 * outcome.epochs)
     assert outcome.hv > 0 and outcome.hv0 > outcome.hv  # the baseline's reference leaves out the area below it
