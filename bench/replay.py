@@ -319,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--equal-trials", action="store_true",
                         help="every method trains the scale's number of trials (default: random search's compute)")
+    parser.add_argument("--trials", type=int, help="trained trials per search at every scale (default: the scale's)")
     parser.add_argument("--quick", action="store_true", help="8 seeds, scales demo and paper-w8")
     args = parser.parse_args(argv)
     if args.quick:
@@ -337,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"epochs (built at {table.meta['commit']}); {args.seeds} seeds per method", flush=True)
     for scale in args.scales.split(","):
         spec = table.spec.replace(**SCALES[scale])
+        if args.trials:
+            spec = spec.replace(trials=args.trials)
         results: dict[str, list[Outcome]] = {}
         budget_seconds = math.inf
         for method in methods:
