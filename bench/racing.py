@@ -3,6 +3,7 @@
     python bench/racing.py                            # the demo confirmation recorded below, 2,000 draws each
     python bench/racing.py --study studies/demo       # the noise of another confirmation's records
     python bench/racing.py --draws 500 --seeds 3 --scales 1
+    python bench/racing.py --replay 30                # then the confirmations of 30 replayed searches (minutes)
 
 What it is. A replay of `search.racing.race` and the picks of `search.confirmed` on
 simulated confirmations. A noise model is fitted to a real confirm study's records (the
@@ -18,7 +19,17 @@ races) and picks on the means of what it consumed. Per setting it prints how oft
 pick the same config (a Wilson 95 % interval) and the race's runs over the fixed
 design's (mean, t 95 % interval over the draws). Both rules are replayed: ``dominated``
 (the default: a candidate stops when one no costlier is clearly ahead) and ``leader``
-(single-objective F-Race: anything clearly below the leader stops, the cheap end too).
+(single-objective F-Race: anything clearly below the leader stops, the cheap end too),
+each without and with the search's own runs in the race's noise estimate (``--own``: off,
+or their selection bias: the own run of a candidate, not of the baseline, carries
+|N(0, bias x the seed noise)| more).
+
+``--replay N`` then races on real searches' candidates: N searches of the paper-w8 scale
+(the default design) replayed on `bench/replay.py`'s table of real learning curves, each
+confirmation's candidates (`search.confirmed.choose_candidates`) with the table's mean
+as their true top-1 and the table's pooled seed noise; each search's own runs are the
+table's runs it observed, so their selection is the search's own. Per rule it prints the
+same-pick rate, the true top-1 of both designs' max-acc picks, and the race's runs.
 
 What it is not. No training runs here: every number after the noise model's fit comes
 from the model, not from a search. It assumes normal noise, one seed noise for every
@@ -31,16 +42,21 @@ design on the same draws, not either with the truth.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fgmodel.stats import t_quantile  # noqa: E402
 from search import confirmed, racing, stats  # noqa: E402
 from search.racing import Entrant  # noqa: E402
 
@@ -100,17 +116,26 @@ def from_study(study_dir: str) -> Model:
     return fit(recorded, int(study.user_attrs[attrs.VAL_IMAGES]), f"{study_dir}:confirm")
 
 
-def draw(model: Model, rng: np.random.Generator, seeds: int, scale: float) -> dict[int, dict[int, float]]:
-    """One confirmation's fixed-design runs: trial -> {seed 1..seeds: top-1}."""
+def draw(model: Model, rng: np.random.Generator, seeds: int, scale: float,
+         own_bias: float = 0.0) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
+    """One confirmation's fixed-design runs (trial -> {seed 1..seeds: top-1}) and the search's own runs.
+
+    The own run (seed 0, shared) was selected for being high: a candidate's carries a bias
+    of |N(0, own_bias x the seed noise)|, a different one each (the luckiest the most); the
+    baseline's, a fixed row, none.
+    """
     mu = model.means + rng.normal(0.0, model.se)
     mu = mu.max() + scale * (mu - mu.max())
-    effects = rng.normal(0.0, model.seed_sd, size=seeds)
-    runs = {}
+    effects = rng.normal(0.0, model.seed_sd, size=seeds + 1)
+    runs, own = {}, {}
     for i, e in enumerate(model.entrants):
-        values = mu[i] + effects + rng.normal(0.0, model.sd, size=seeds)
-        runs[e.number] = {s + 1: float(np.clip(np.round(v / model.step) * model.step, 0.0, 1.0))
-                          for s, v in enumerate(values)}
-    return runs
+        values = mu[i] + effects + rng.normal(0.0, model.sd, size=seeds + 1)
+        if not e.baseline:
+            values[0] += abs(rng.normal(0.0, own_bias * model.sd))
+        rounded = [float(np.clip(np.round(v / model.step) * model.step, 0.0, 1.0)) for v in values]
+        own[e.number] = rounded[0]
+        runs[e.number] = {s: v for s, v in enumerate(rounded) if s > 0}
+    return runs, own
 
 
 def picks(model: Model, runs: dict[int, dict[int, float]]) -> dict[str, int]:
@@ -118,14 +143,102 @@ def picks(model: Model, runs: dict[int, dict[int, float]]) -> dict[str, int]:
     return stats.picks([stats.Point(n, statistics.fmean(r.values()), gflops[n]) for n, r in runs.items() if r])
 
 
-def replay(model: Model, runs: dict[int, dict[int, float]], seeds: int, by_cost: bool) -> tuple[dict, dict, int]:
+def replay(model: Model, runs: dict[int, dict[int, float]], seeds: int, by_cost: bool,
+           own: dict[int, float] | None = None) -> tuple[dict, dict, int]:
     """(fixed picks, race picks, runs the race consumed) on one confirmation's runs."""
-    state = racing.race(model.entrants, list(range(1, seeds + 1)), runs, {}, step=model.step, by_cost=by_cost)
+    state = racing.race(model.entrants, list(range(1, seeds + 1)), runs, {}, step=model.step, by_cost=by_cost,
+                        own=own)
     consumed: dict[int, dict[int, float]] = {e.number: {} for e in model.entrants}
     for r in state.rounds:
         for n in r.ran:
             consumed[n][r.seed] = runs[n][r.seed]
     return picks(model, runs), picks(model, consumed), sum(len(r) for r in consumed.values())
+
+
+# -- races on the replay table's searches -------------------------------------------------------
+
+
+def table_noise(table: Any) -> Model:
+    """The seed noise of the replay table (`bench/curves.py`): every config's final top-1 on its seeds, pooled."""
+    finals = sorted({c.final(s) for c in table.configs for s in c.curves if math.isfinite(c.final(s))})
+    images = round(1.0 / min(b - a for a, b in zip(finals, finals[1:])))  # top-1 moves in steps of one image
+    recorded = {c.config: (c.gflops, c.paper_row == "baseline",
+                           {s: c.final(s) for s in c.curves if math.isfinite(c.final(s))}) for c in table.configs}
+    return fit({n: r for n, r in recorded.items() if len(r[2]) == table.seeds}, images, "the replay table")
+
+
+def on_replay(noise: Model, candidates: Sequence[Any], rng: np.random.Generator, seeds: int, by_cost: bool,
+              with_own: bool) -> tuple[float, float, float, float, int]:
+    """One confirmation of a replayed search's candidates: (true top-1 of the fixed design's max-acc pick, of the
+    race's, of their knee picks, the race's runs).
+
+    The candidates' true means are the table's; each run is that + a seed effect + noise (`noise`'s fit), rounded
+    to one image. The search's own run is the table's run it observed, moved away from the table mean to twice
+    its distance (the mean holds that run, so the raw distance is half a fresh run's): its selection bias enters
+    at full size, the other seed's noise on top, so the race's noise estimate errs large.
+    """
+    model = Model([Entrant(c.number, c.gflops, c.baseline) for c in candidates], np.array([c.true for c in candidates]),
+                  np.zeros(len(candidates)), noise.sd, noise.seed_sd, noise.step, noise.source, [])
+    runs, _ = draw(model, rng, seeds, 1.0)
+    own = {c.number: float(np.clip(c.true + 2 * (c.own - c.true), 0.0, 1.0)) for c in candidates if c.own is not None}
+    fixed, raced, used = replay(model, runs, seeds, by_cost, own if with_own else None)
+    true = {c.number: c.true for c in candidates}
+    return true[fixed["max-acc"]], true[raced["max-acc"]], true[fixed["knee"]], true[raced["knee"]], used
+
+
+def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers: int) -> None:
+    """Race against the fixed design on the confirmations of ``searches`` replayed paper-scale searches."""
+    import replay as replay_bench
+
+    table = replay_bench.Table(replay_bench.curves.DEFAULT_OUT)
+    replay_bench._TABLE = table
+    replay_bench.warm_flops(table)
+    noise = table_noise(table)
+    spec = table.spec.replace(**replay_bench.SCALES["paper-w8"])
+    outcomes = replay_bench.run_many(table, spec, "default", range(searches), workers)
+    sizes = [len(o.candidates) for o in outcomes]
+    for seeds in seed_counts:
+        _race_on_replay(noise, outcomes, draws, seeds, table, sizes)
+
+
+def _race_on_replay(noise: Model, outcomes: Sequence[Any], draws: int, seeds: int, table: Any,
+                    sizes: Sequence[int]) -> None:
+    searches = len(outcomes)
+    print(f"\nthe replay table: {len(table.configs)} configs x {table.seeds} seeds, seed noise sd "
+          f"{100 * noise.sd:.2f} pp (pooled, {len(noise.entrants)} configs), seed effects sd "
+          f"{100 * noise.seed_sd:.2f} pp, one image {100 * noise.step:.2f} pp; {searches} replayed searches "
+          f"(paper-w8, the default design), {min(sizes)}-{max(sizes)} candidates each, {draws} confirmations "
+          f"each, at most {seeds} seeds")
+    print(f"the picks' true top-1 (table means; mean and t 95% over the searches): the single run's max-acc "
+          f"{_mean_t([100 * o.max_acc for o in outcomes], '{:.2f}')}, the candidates' exact means' "
+          f"{_mean_t([100 * o.confirmed for o in outcomes], '{:.2f}')}")
+    print("same: the race picks what the fixed design picks, or a config of the same true top-1 (Wilson 95%); "
+          "fixed, race: the true top-1 of their max-acc picks (mean and t 95% over the searches); runs: the "
+          "race's over the fixed design's")
+    print(f"{'rule':9s} {'own':>4s}  {'same max-acc':>20s}  {'fixed':>14s}  {'race':>14s}  {'same knee':>20s}  "
+          f"{'runs':>14s}")
+    rng = np.random.default_rng(0)
+    for rule, with_own in itertools.product(("dominated", "leader"), (False, True)):
+        same = {"max-acc": 0, "knee": 0}
+        fixed_true, race_true, ratios = [], [], []
+        for o in outcomes:
+            got = [on_replay(noise, o.candidates, rng, seeds, rule == "dominated", with_own) for _ in range(draws)]
+            same["max-acc"] += sum(abs(g[0] - g[1]) < 1e-9 for g in got)
+            same["knee"] += sum(abs(g[2] - g[3]) < 1e-9 for g in got)
+            fixed_true.append(100 * statistics.fmean(g[0] for g in got))
+            race_true.append(100 * statistics.fmean(g[1] for g in got))
+            ratios.append(sum(g[4] for g in got) / (draws * seeds * len(o.candidates)))
+        total = draws * len(outcomes)
+        cells = [f"{same[h] / total:6.1%} [{wilson(same[h], total)[0]:5.1%}, {wilson(same[h], total)[1]:5.1%}]"
+                 for h in ("max-acc", "knee")]
+        print(f"{rule:9s} {'on' if with_own else 'off':>4s}  {cells[0]:>20s}  {_mean_t(fixed_true, '{:.2f}'):>14s}  "
+              f"{_mean_t(race_true, '{:.2f}'):>14s}  {cells[1]:>20s}  {_mean_t(ratios, '{:.1%}'):>14s}")
+
+
+def _mean_t(values: Sequence[float], form: str) -> str:
+    mean = statistics.fmean(values)
+    half = t_quantile(0.95, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return f"{form.format(mean)} ± {form.format(half).lstrip('+')}"
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -141,6 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5], help="the most seeds (default: 3 5)")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="gaps below the best, times the recorded ones (default: 0.5 1 2)")
+    parser.add_argument("--own", nargs="+", default=["off", "0", "1", "2"],
+                        help="the search's own runs in the race's noise estimate: off, or their selection bias in "
+                             "seed-noise sds (default: off 0 1 2)")
+    parser.add_argument("--replay", type=int, default=0, metavar="SEARCHES",
+                        help="then race on the confirmations of this many replayed paper-scale searches "
+                             "(bench/replay.py)")
+    parser.add_argument("--replay-draws", type=int, default=200,
+                        help="confirmations per replayed search (default: 200)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the replayed searches (default: 2)")
     args = parser.parse_args(argv)
     model = from_study(args.study) if args.study else fit(RECORDED, RECORDED_IMAGES, "the recorded demo confirmation")
     print(f"noise model from {model.source}: {len(model.entrants)} candidates, seed noise sd "
@@ -157,16 +279,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{raced}, with {used} of {seeds * len(model.entrants)} runs")
     print(f"\n{args.draws} simulated confirmations per row; same: the race picks what the fixed design picks "
           f"(Wilson 95%); runs: the race's over the fixed design's (mean, t 95%)")
-    print(f"{'rule':9s} {'seeds':>5s} {'scale':>5s}  {'same max-acc':>20s}  {'same knee':>20s}  {'runs':>18s}")
+    print(f"{'rule':9s} {'seeds':>5s} {'scale':>5s} {'own':>4s}  {'same max-acc':>20s}  {'same knee':>20s}  "
+          f"{'runs':>18s}")
     rng = np.random.default_rng(0)
     for rule in ("dominated", "leader"):
         for seeds in args.seeds:
-            for scale in args.scales:
+            for scale, own_setting in itertools.product(args.scales, args.own):
                 same = {"max-acc": 0, "knee": 0}
                 ratios = []
                 for _ in range(args.draws):
-                    runs = draw(model, rng, seeds, scale)
-                    fixed, raced, used = replay(model, runs, seeds, rule == "dominated")
+                    runs, own = draw(model, rng, seeds, scale, 0.0 if own_setting == "off" else float(own_setting))
+                    fixed, raced, used = replay(model, runs, seeds, rule == "dominated",
+                                                None if own_setting == "off" else own)
                     for how in same:
                         same[how] += fixed[how] == raced[how]
                     ratios.append(used / (seeds * len(model.entrants)))
@@ -176,8 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(f"{same[how] / args.draws:6.1%} [{low:5.1%}, {high:5.1%}]")
                 mean = statistics.fmean(ratios)
                 half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios))
-                print(f"{rule:9s} {seeds:5d} {scale:5.2f}  {cells[0]:>20s}  {cells[1]:>20s}  "
+                print(f"{rule:9s} {seeds:5d} {scale:5.2f} {own_setting:>4s}  {cells[0]:>20s}  {cells[1]:>20s}  "
                       f"{mean:5.1%} [{mean - half:5.1%}, {mean + half:5.1%}]")
+    if args.replay:
+        replay_table(args.replay, args.replay_draws, args.seeds, args.workers)
     return 0
 
 

@@ -151,6 +151,17 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any], dists: Mapping[str, Any
 
 
 @dataclass(frozen=True)
+class Confirmable:
+    """A confirmation candidate of a simulated search (`search.confirmed.choose_candidates`), for `bench/racing.py`."""
+
+    number: int
+    gflops: float
+    baseline: bool
+    true: float  # the table's mean final top-1 of its config
+    own: float | None  # the search's own run of it, when that trained every epoch (else None)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One simulated search, judged on the table's true values."""
 
@@ -165,6 +176,7 @@ class Outcome:
     trials: int  # trained
     over_budget: int  # proposals pruned before training
     anytime: list[tuple[float, float]]  # (train-seconds so far, true top-1 of the max-acc pick so far)
+    candidates: tuple[Confirmable, ...] = ()
 
 
 def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds: float = math.inf,
@@ -178,10 +190,11 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
         return simulate.Curve(config.curves[run_seed], config.seconds[run_seed])
 
     spec = spec.replace(**method.spec, seed=seed)
+    full = spec.trained_epochs(table.base)
     sampler = study_mod.make_sampler(spec)
     if method.unwrapped:
         sampler = sampler.inner
-    scheduler = tuner.make_scheduler(spec, (), spec.trained_epochs(table.base))
+    scheduler = tuner.make_scheduler(spec, (), full)
     for target, changes in ((sampler, method.sampler), (scheduler, method.scheduler)):
         for name, value in changes.items():
             if not hasattr(target, name):
@@ -220,6 +233,10 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
         hv0=pareto.hypervolume(true_points, ref_gflops=1.0),
         train_seconds=sim.train_seconds, epochs=sim.epochs, trials=sim.searcher.counted, anytime=anytime,
         over_budget=sum(1 for t in trials.values() if t.user_attrs.get(attrs.OVER_BUDGET)),
+        candidates=tuple(Confirmable(c.number, c.gflops, confirmed.is_baseline(c.role), true_of(c.number),
+                                     float(trials[c.number].values[0])
+                                     if trials[c.number].user_attrs.get(attrs.EPOCHS_RUN) == full else None)
+                         for c in candidates),
     )
 
 

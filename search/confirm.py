@@ -42,6 +42,7 @@ from search.confirmed import (
     Run,
     choose_candidates,
     left_running,
+    own_runs,
     progress,
     run_config,
     split_of,
@@ -248,10 +249,11 @@ def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spe
     log(f"confirm: trials {roles}; {how} ({_names(design.seed_list)}); {epochs} epochs each, "
         f"{spec.concurrency} at a time")
     recorder = Recorder(confirm, candidates, configs, epochs, log)
+    own = own_runs(trials, candidates, epochs)
     interrupted, logged = False, 0
     tried: set[Run] = set()
     while True:
-        state = progress(design, candidates, confirm.get_trials(deepcopy=False), step)
+        state = progress(design, candidates, confirm.get_trials(deepcopy=False), step, own)
         logged = _log_rounds(state, logged, log)
         if not state.todo or interrupted:
             break

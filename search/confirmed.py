@@ -148,18 +148,27 @@ def left_running(records: Sequence[FrozenTrial]) -> list[int]:
     return [r.number for r in records if r.state == TrialState.RUNNING]
 
 
+def own_runs(trials: Sequence[FrozenTrial], candidates: Sequence[Candidate], epochs: int) -> dict[int, float]:
+    """Candidate -> the search's own run of it (every search trial trains on the study's seed), when that run
+    trained all ``epochs`` of a confirmation run: a race's noise estimate from round 1 on, never a mean."""
+    by_number = {t.number: t for t in trials}
+    return {c.number: _top1(t) for c in candidates if (t := by_number.get(c.number)) is not None
+            and t.state == TrialState.COMPLETE and t.user_attrs.get(attrs.EPOCHS_RUN) == epochs}
+
+
 def progress(design: Design, candidates: Sequence[Candidate], records: Sequence[FrozenTrial],
-             step: float | None = None) -> Race:
+             step: float | None = None, own: dict[int, float] | None = None) -> Race:
     """Where the confirmation stands: its rounds and stops under a race, and the runs it still lacks.
 
     The fixed design lacks every (candidate, seed) pair without a final record, in one go;
     a race lacks the runs of its current round (`search.racing.race`). ``step``: one image
-    of the validation split (1 / its size), the floor of the race's noise.
+    of the validation split (1 / its size), the floor of the race's noise; ``own``: the
+    search's own runs of the candidates (`own_runs`), in the race's noise estimate.
     """
     runs, diverged = confirmed_runs(records), diverged_runs(records)
     if design.race:
         entrants = [racing.Entrant(c.number, c.gflops, is_baseline(c.role)) for c in candidates]
-        return racing.race(entrants, design.seed_list, runs, diverged, design.level, step)
+        return racing.race(entrants, design.seed_list, runs, diverged, design.level, step, own=own)
     return racing.fixed([c.number for c in candidates], design.seed_list, runs, diverged)
 
 
@@ -293,7 +302,9 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
     step = 1.0 / val_images if val_images else None
     design = design_of(study, confirm)
     candidates = choose_candidates(all_trials, pareto.pareto_front(study), design.top)
-    state = progress(design, candidates, records, step)
+    epochs = study.user_attrs.get(attrs.TRAINED_EPOCHS) or (study.user_attrs.get(attrs.SPEC) or {}).get("epochs")
+    state = progress(design, candidates, records, step,
+                     own_runs(all_trials, candidates, int(epochs)) if epochs else None)
     latest = {int(r.user_attrs[attrs.CONFIRMS]): r for r in sorted(records, key=lambda r: r.number)
               if attrs.CONFIRMS in r.user_attrs}
     baseline = next((n for n, r in latest.items() if is_baseline(str(r.user_attrs.get(attrs.ROLE, "")))

@@ -7,12 +7,16 @@ accurate: the lower end of the Student-t interval of their difference is above z
 a candidate cannot be on the front of the means, so neither pick (max-acc, knee) can be
 it. A candidate with a diverged seed stops too (it is kept out of the picks). The
 baseline, the reference of every paired difference, stays while any other candidate
-races. The race is over when at most one candidate is undecided, or after the last seed.
+races. The race is over when at most one candidate is undecided (from round 2: the
+finalists keep two new seeds, what the report's intervals need), or after the last seed.
 
 The seed noise is pooled over the candidates (`search.stats.pooled`: top-1 = config +
 seed + error, one error variance for all, as the report's verdict judges them): with 2
 seeds a pair alone has 1 degree of freedom (a t quantile of 12.7), a pool of six
-candidates has 5 (2.57).
+candidates has 5 (2.57). One new seed alone has none, so the search's own runs of the
+candidates (all on the study's seed) join the noise estimate as one more block: round 1
+can stop a candidate too. They never enter a mean: selected for being high, their
+residuals only widen the intervals (`bench/racing.py` measures what they save).
 
 Everything is a function of the records (which runs ended, with what top-1), so a resumed
 confirmation, the report and the export all recompute the same rounds and stops.
@@ -98,13 +102,16 @@ def dominated(entrants: Sequence[Entrant], racing: Collection[int], fit: Pooled,
 
 def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, Mapping[int, float]],
          diverged: Mapping[int, Collection[int]], level: float = LEVEL, step: float | None = None,
-         by_cost: bool = True) -> Race:
+         by_cost: bool = True, own: Mapping[int, float] | None = None) -> Race:
     """The race's state from the records: the rounds run, the stops, and the runs the current round lacks.
 
     ``runs``: trial -> {seed: top-1} of the COMPLETE runs; ``diverged``: trial -> the seeds
     whose loss diverged (final, no value). A round is complete when every entrant still
     racing has a final run of its seed; the stops after round k look at seeds 1..k only,
     so later records (say, of an earlier fixed-design confirmation) change no decision.
+    ``own``: trial -> the search's own full-fidelity run (on the study's seed): it enters
+    the noise estimate only (`search.stats.pooled`'s ``noise_only``), which gives round 1 an
+    interval; the means, and so every stop's direction, rest on the new seeds alone.
     """
     alive = [e.number for e in entrants]
     baseline = {e.number for e in entrants if e.baseline}
@@ -121,7 +128,7 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
 
         stops = {n: f"diverged on seed {', '.join(map(str, diverged_now(n)))}" for n in alive if diverged_now(n)}
         fit = pooled({e.number: {s: v for s, v in runs.get(e.number, {}).items() if s in now}
-                      for e in entrants if not diverged_now(e.number)}, step)
+                      for e in entrants if not diverged_now(e.number)}, step, own)
         racing = [n for n in alive if n not in stops]
         behind = dominated(entrants, racing, fit, level, by_cost) if fit else {}
         others_on = [n for n in racing if n not in baseline and n not in behind]
@@ -133,7 +140,7 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
         out.rounds.append(Round(seed, ran, tuple(Stop(n, k, stops[n]) for n in ran if n in stops)))
         out.stops |= {n: Stop(n, k, stops[n]) for n in ran if n in stops}
         undecided = [n for n in alive if n not in behind]
-        if len(undecided) <= 1:
+        if len(undecided) <= 1 and k >= 2:  # the finalists keep 2 new seeds: the report's intervals need them
             return out
     return out
 

@@ -116,7 +116,33 @@ class Pooled:
         return Estimate(float(self.beta[i] - self.beta[j]), math.sqrt(max(var, 0.0)), n, df=self.df)
 
 
-def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None) -> Pooled | None:
+OWN_SEED = -1  # the block of `pooled`'s noise-only runs: the search's own, all on the study's seed
+
+
+def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
+    """The configs, the seeds, and the least-squares design (config columns, then a column per later seed)."""
+    numbers = sorted(n for n in runs if runs[n])
+    seeds = sorted({s for n in numbers for s in runs[n]})
+    cells = [(n, s) for n in numbers for s in sorted(runs[n])]
+    index, seed_col = {n: i for i, n in enumerate(numbers)}, {s: len(numbers) + i - 1 for i, s in enumerate(seeds)}
+    x = np.zeros((len(cells), len(numbers) + len(seeds) - 1))
+    y = np.array([runs[n][s] for n, s in cells], dtype=float)
+    for row, (n, s) in enumerate(cells):
+        x[row, index[n]] = 1.0
+        if s != seeds[0]:
+            x[row, seed_col[s]] = 1.0
+    return numbers, seeds, x, y
+
+
+def _residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """(coefficients, residual sum of squares, residual degrees of freedom) of the least-squares fit."""
+    beta, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ beta
+    return beta, float(resid @ resid), len(y) - int(rank)
+
+
+def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None,
+           noise_only: Mapping[int, float] | None = None) -> Pooled | None:
     """The pooled fit of ``runs`` (trial -> seed -> top-1); None without a residual degree of freedom.
 
     A randomised block design: the configs are the treatments, the seeds the blocks (a
@@ -128,29 +154,28 @@ def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None) -
     one split. With every config on every seed a difference of means is the mean paired
     difference. ``step``: one image of the validation split; the error's standard
     deviation is never taken below the rounding to it (step / sqrt(12)).
+
+    ``noise_only``: trial -> one more run of it, all on one seed of their own (the
+    search's runs, `search.racing`): a block that enters the error variance and its
+    degrees of freedom, never a mean. Runs selected for being high carry a bias that
+    this block's residuals absorb as extra spread, so the variance errs large (fewer
+    things told apart), never a mean lifted.
     """
-    numbers = sorted(n for n in runs if runs[n])
-    seeds = sorted({s for n in numbers for s in runs[n]})
-    cells = [(n, s) for n in numbers for s in sorted(runs[n])]
-    if not cells:
+    numbers, _, x, y = _block_design(runs)
+    if not numbers:
         return None
-    index, seed_col = {n: i for i, n in enumerate(numbers)}, {s: len(numbers) + i - 1 for i, s in enumerate(seeds)}
-    x = np.zeros((len(cells), len(numbers) + len(seeds) - 1))
-    y = np.array([runs[n][s] for n, s in cells], dtype=float)
-    for row, (n, s) in enumerate(cells):
-        x[row, index[n]] = 1.0
-        if s != seeds[0]:
-            x[row, seed_col[s]] = 1.0
-    beta, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
-    df = len(cells) - int(rank)
+    beta, rss, df = _residual(x, y)
+    with_noise_only = {n: {**runs[n], OWN_SEED: noise_only[n]} for n in numbers if n in (noise_only or {})}
+    if with_noise_only:
+        _, rss, df = _residual(*_block_design({**runs, **with_noise_only})[2:])
     if df < 1:
         return None
-    resid = y - x @ beta
-    var = max(float(resid @ resid) / df, (step or 0.0) ** 2 / 12.0)
+    var = max(rss / df, (step or 0.0) ** 2 / 12.0)
     if var <= 1e-20:
         return None  # no spread (to rounding) and no step known: nothing to judge by
     seeds_of = {n: frozenset(runs[n]) for n in numbers}
-    return Pooled(index, seeds_of, beta, var * np.linalg.pinv(x.T @ x), df, math.sqrt(var))
+    return Pooled({n: i for i, n in enumerate(numbers)}, seeds_of, beta, var * np.linalg.pinv(x.T @ x), df,
+                  math.sqrt(var))
 
 
 # -- the front and the picks, on any (top-1, GFLOPs) points: single runs or means -------------

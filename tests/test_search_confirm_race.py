@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from hand_made import paper_study
+from hand_made import BASELINE, BUDGET, PAPER_ATTRS, paper_study, ran, search_study
 from optuna.trial import TrialState
 
 from search import confirm, confirmed, spec
@@ -27,9 +27,10 @@ class FakeRay:
     """Trains every run of a round as one Ray call would report it; ``interrupt_at`` / ``raise_at``: the
     run at which Ctrl-C lands (the run stays in flight) or the trainable raises."""
 
-    def __init__(self, interrupt_at: Run | None = None, raise_at: Run | None = None) -> None:
+    def __init__(self, interrupt_at: Run | None = None, raise_at: Run | None = None,
+                 top1: dict[int, dict[int, float]] = TOP1) -> None:
         self.calls: list[list[Run]] = []
-        self.interrupt_at, self.raise_at = interrupt_at, raise_at
+        self.interrupt_at, self.raise_at, self.top1 = interrupt_at, raise_at, top1
 
     def __call__(self, spec, runs, recorder, study_dir, trainable, verbose) -> None:
         self.calls.append(list(runs))
@@ -43,7 +44,8 @@ class FakeRay:
                 recorder.result(key, {"error": "RuntimeError: boom"})
                 recorder.complete(key, errored=True)
                 continue
-            recorder.result(key, {"epoch": 1, "val_top1": TOP1[r.confirms][r.seed]})
+            for epoch in range(1, recorder.epochs + 1):  # the last epoch's top-1 is the run's
+                recorder.result(key, {"epoch": epoch, "val_top1": self.top1[r.confirms][r.seed]})
             recorder.complete(key)
 
 
@@ -77,6 +79,25 @@ def test_rounds_stop_the_dominated_candidate_and_save_a_run(tmp_path, monkeypatc
                                 "against 9 for the fixed design (3 candidates x 3 seeds): 1 saved. Stopped: trial 5")
     got = confirmed.summarize(study, outcome.confirm)  # what the report and the export recompute
     assert got.picks == {"max-acc": 4, "knee": 4} and got.points[5].runs == {1: 0.50, 2: 0.52} and not got.missing
+
+
+def test_the_searchs_own_runs_let_round_one_stop_a_candidate(tmp_path, monkeypatch):
+    # 1 (0.62) dominates 2 (0.50, next best) and the baseline 0 in the search, each trained all 4 epochs
+    # (trained_epochs 4): their own runs join round 1's noise estimate. Round 1 is close to them (own - seed 1 =
+    # -0.01, -0.01, +0.01: sd 0.0082 on 2 df), so 2, 12 pp below 1 (+- 4.97), stops at once; 1 and the baseline
+    # get seed 2 and the race is over: 5 runs against the fixed design's 9.
+    storage = default_storage(tmp_path)
+    design = [ran(0.40, 0.1000, "baseline"), ran(0.62, 0.1000), ran(0.50, 0.1003)]
+    study = search_study(BASELINE, BUDGET, design, storage, "demo", **PAPER_ATTRS, trained_epochs=4)
+    fake = FakeRay(top1={1: {1: 0.61, 2: 0.62}, 2: {1: 0.49}, 0: {1: 0.41, 2: 0.40}})
+    outcome, lines = race(monkeypatch, study, storage, fake)
+    assert fake.calls == [[Run(1, 1), Run(2, 1), Run(0, 1)], [Run(1, 2), Run(0, 2)]]
+    assert "confirm: round 1 (seed 1) done: trials 1, 2, 0; stop trial 2: trial 1, no costlier, is ahead by " \
+           "+12.00 pp" in "\n".join(lines)
+    assert "5 runs trained against 9 for the fixed design" in lines[-1]
+    assert confirmed.summarize(study, outcome.confirm).points[2].stopped.startswith("stopped after round 1")
+    assert confirmed.own_runs(study.trials, outcome.candidates, 4) == {1: 0.62, 2: 0.50, 0: 0.40}
+    assert confirmed.own_runs(study.trials, outcome.candidates, 8) == {}  # cut short of a confirmation run's epochs
 
 
 def test_an_interrupted_race_resumes_where_it_stopped(tmp_path, monkeypatch):

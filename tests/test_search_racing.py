@@ -70,3 +70,28 @@ def test_fixed_design_and_runs_trained():
     state = racing.fixed([1, 2], SEEDS, {1: {1: 0.5, 3: 0.5}}, {2: {2}})
     assert state.todo == [Run(1, 2), Run(2, 1), Run(2, 3)] and not state.rounds
     assert racing.trained([1, 2], SEEDS, {1: {1: 0.5, 3: 0.5}}, {2: {2}}) == 3
+
+
+# Round 1 alone (seed 1 of RUNS) with the search's own runs (seed 2 of RUNS, as if on the study's seed): the
+# noise-only block gives the fit of RUNS' 2 df (sd 0.0054), but A - B is round 1's +10.00 pp (se 0.0054 * sqrt 2),
+# not the two runs' mean +9.50: the own runs widen intervals and never move a mean.
+ROUND_1 = {n: {1: runs[1]} for n, runs in RUNS.items()}
+OWN = {n: runs[2] for n, runs in RUNS.items()}
+
+
+def test_own_runs_let_round_one_stop_a_candidate():
+    state = racing.race(SAME_COST, SEEDS, ROUND_1, {}, step=1 / 400, own=OWN)
+    (stop,) = state.rounds[0].stopped
+    assert (stop.number, stop.round) == (2, 1)
+    assert stop.reason == ("trial 1, no costlier, is ahead by +10.00 pp (95% t-interval +6.71 to +13.29, "
+                           "seed noise pooled, 2 df)")
+    # one undecided after round 1, yet the finalists get a second seed: the report's intervals need it
+    assert not state.over and state.todo == [Run(1, 2), Run(0, 2)]
+    done = racing.race(SAME_COST, SEEDS, {1: RUNS[1], 2: ROUND_1[2], 0: RUNS[0]}, {}, step=1 / 400, own=OWN)
+    assert done.over and done.alive == [1, 0] and [r.seed for r in done.rounds] == [1, 2]
+
+
+def test_a_lucky_own_run_widens_the_noise_and_lifts_nothing():
+    lucky = OWN | {2: 0.95}  # B's own run far above its seed 1: it was selected for being high
+    state = racing.race(SAME_COST, SEEDS, ROUND_1, {}, step=1 / 400, own=lucky)
+    assert not state.stops and state.todo == [Run(1, 2), Run(2, 2), Run(0, 2)]

@@ -177,3 +177,18 @@ def test_verdict_when_the_baseline_leads():
         f"The baseline (trial 0) has the best mean, 45.00%; trial 4 is the only confirmed candidate (mean 32.00%); "
         f"it is below the baseline (trial 4 minus the baseline (trial 0) is -13.00 pp (95% t-interval -25.71 to "
         f"-0.29) over 2 seeds; {POOLED}).")
+
+
+def test_pooled_noise_only_block_enters_the_variance_not_the_means():
+    # one seed each has no degree of freedom; a second block of the same configs (the search's own runs) gives
+    # the 2 x 3 block design's: d = own - seed 1 = (+0.01, +0.02, +0.005), RSS sum (d - mean d)^2 / 2 on 2 df
+    seed_1 = {1: {1: 0.60}, 2: {1: 0.50}, 0: {1: 0.55}}
+    own = {1: 0.61, 2: 0.52, 0: 0.555, 7: 0.99}  # 7 ran no new seed: left out
+    assert stats.pooled(seed_1) is None
+    fit = stats.pooled(seed_1, noise_only=own)
+    d = [0.01, 0.02, 0.005]
+    mean_d = sum(d) / 3
+    assert fit.df == 2 and fit.sd == pytest.approx(math.sqrt(sum((x - mean_d) ** 2 for x in d) / 2 / 2))
+    diff = fit.difference(1, 2)
+    assert diff.mean == pytest.approx(0.10) and diff.se == pytest.approx(fit.sd * math.sqrt(2)) and diff.n == 1
+    assert sorted(fit.index) == [0, 1, 2]
