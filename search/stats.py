@@ -116,11 +116,11 @@ class Pooled:
         return Estimate(float(self.beta[i] - self.beta[j]), math.sqrt(max(var, 0.0)), n, df=self.df)
 
 
-OWN_SEED = -1  # the block of `pooled`'s noise-only runs: the search's own, all on the study's seed
+_NOISE_ONLY_SEED = -1  # the block of `pooled`'s noise-only runs (confirmation seeds are >= 1)
 
 
-def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
-    """The configs, the seeds, and the least-squares design (config columns, then a column per later seed)."""
+def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The configs and the least-squares design (config columns, then a column per seed after the first), top-1."""
     numbers = sorted(n for n in runs if runs[n])
     seeds = sorted({s for n in numbers for s in runs[n]})
     cells = [(n, s) for n in numbers for s in sorted(runs[n])]
@@ -131,7 +131,7 @@ def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], l
         x[row, index[n]] = 1.0
         if s != seeds[0]:
             x[row, seed_col[s]] = 1.0
-    return numbers, seeds, x, y
+    return numbers, x, y
 
 
 def _residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -161,13 +161,13 @@ def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None,
     this block's residuals absorb as extra spread, so the variance errs large (fewer
     things told apart), never a mean lifted.
     """
-    numbers, _, x, y = _block_design(runs)
+    numbers, x, y = _block_design(runs)
     if not numbers:
         return None
     beta, rss, df = _residual(x, y)
-    with_noise_only = {n: {**runs[n], OWN_SEED: noise_only[n]} for n in numbers if n in (noise_only or {})}
+    with_noise_only = {n: {**runs[n], _NOISE_ONLY_SEED: noise_only[n]} for n in numbers if n in (noise_only or {})}
     if with_noise_only:
-        _, rss, df = _residual(*_block_design({**runs, **with_noise_only})[2:])
+        _, rss, df = _residual(*_block_design({**runs, **with_noise_only})[1:])
     if df < 1:
         return None
     var = max(rss / df, (step or 0.0) ** 2 / 12.0)

@@ -83,7 +83,7 @@ def test_rounds_stop_the_dominated_candidate_and_save_a_run(tmp_path, monkeypatc
 
 def test_the_searchs_own_runs_let_round_one_stop_a_candidate(tmp_path, monkeypatch):
     # 1 (0.62) dominates 2 (0.50, next best) and the baseline 0 in the search, each trained all 4 epochs
-    # (trained_epochs 4): their own runs join round 1's noise estimate. Round 1 is close to them (own - seed 1 =
+    # (trained_epochs 4): their own runs join round 1's noise estimate. Round 1 is close to them (seed 1 - own =
     # -0.01, -0.01, +0.01: sd 0.0082 on 2 df), so 2, 12 pp below 1 (+- 4.97), stops at once; 1 and the baseline
     # get seed 2 and the race is over: 5 runs against the fixed design's 9.
     storage = default_storage(tmp_path)
