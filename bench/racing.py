@@ -56,7 +56,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fgmodel.stats import t_quantile  # noqa: E402
 from search import confirmed, racing, stats  # noqa: E402
 from search.racing import Entrant  # noqa: E402
 
@@ -167,23 +166,18 @@ def table_noise(table: Any) -> Model:
     return fit({n: r for n, r in recorded.items() if len(r[2]) == table.seeds}, images, "the replay table")
 
 
-def on_replay(noise: Model, candidates: Sequence[Any], rng: np.random.Generator, seeds: int, by_cost: bool,
-              with_own: bool) -> tuple[float, float, float, float, int]:
-    """One confirmation of a replayed search's candidates: (true top-1 of the fixed design's max-acc pick, of the
-    race's, of their knee picks, the race's runs).
+def replay_model(noise: Model, candidates: Sequence[Any]) -> tuple[Model, dict[int, float]]:
+    """A replayed search's confirmation: its candidates with the table's means as their truth and the table's
+    noise, and the search's own runs of them.
 
-    The candidates' true means are the table's; each run is that + a seed effect + noise (`noise`'s fit), rounded
-    to one image. The search's own run is the table's run it observed, moved away from the table mean to twice
-    its distance (the mean holds that run, so the raw distance is half a fresh run's): its selection bias enters
-    at full size, the other seed's noise on top, so the race's noise estimate errs large.
+    An own run is the table's run the search observed, moved away from the table mean to twice its distance
+    (the mean holds that run, so the raw distance is half a fresh run's): its selection bias enters at full
+    size, the other seed's noise on top, so the race's noise estimate errs large.
     """
     model = Model([Entrant(c.number, c.gflops, c.baseline) for c in candidates], np.array([c.true for c in candidates]),
                   np.zeros(len(candidates)), noise.sd, noise.seed_sd, noise.step, noise.source, [])
-    runs, _ = draw(model, rng, seeds, 1.0)
     own = {c.number: float(np.clip(c.true + 2 * (c.own - c.true), 0.0, 1.0)) for c in candidates if c.own is not None}
-    fixed, raced, used = replay(model, runs, seeds, by_cost, own if with_own else None)
-    true = {c.number: c.true for c in candidates}
-    return true[fixed["max-acc"]], true[raced["max-acc"]], true[fixed["knee"]], true[raced["knee"]], used
+    return model, own
 
 
 def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers: int) -> None:
@@ -196,49 +190,51 @@ def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers:
     noise = table_noise(table)
     spec = table.spec.replace(**replay_bench.SCALES["paper-w8"])
     outcomes = replay_bench.run_many(table, spec, "default", range(searches), workers)
+    confirmations = [replay_model(noise, o.candidates) for o in outcomes]
     sizes = [len(o.candidates) for o in outcomes]
+    fmt = replay_bench.fmt
     for seeds in seed_counts:
-        _race_on_replay(noise, outcomes, draws, seeds, table, sizes)
+        print(f"\nthe replay table: {len(table.configs)} configs x {table.seeds} seeds, seed noise sd "
+              f"{100 * noise.sd:.2f} pp (pooled, {len(noise.entrants)} configs), seed effects sd "
+              f"{100 * noise.seed_sd:.2f} pp, one image {100 * noise.step:.2f} pp; {searches} replayed searches "
+              f"(paper-w8, the default design), {min(sizes)}-{max(sizes)} candidates each, {draws} confirmations "
+              f"each, at most {seeds} seeds")
+        print(f"the picks' true top-1 (table means; mean and t 95% over the searches): the single run's max-acc "
+              f"{fmt([o.max_acc for o in outcomes])}, the candidates' exact means' "
+              f"{fmt([o.confirmed for o in outcomes])}")
+        print("same: the race picks what the fixed design picks, or a config of the same true top-1 (Wilson 95%); "
+              "fixed, race: the true top-1 of their max-acc picks (mean and t 95% over the searches); runs: the "
+              "race's over the fixed design's (%)")
+        print(f"{'rule':9s} {'own':>4s}  {'same max-acc':>20s}  {'fixed':>14s}  {'race':>14s}  {'same knee':>20s}  "
+              f"{'runs':>14s}")
+        rng = np.random.default_rng(0)
+        for rule, with_own in itertools.product(("dominated", "leader"), (False, True)):
+            same = {"max-acc": 0, "knee": 0}
+            fixed_true, race_true, ratios = [], [], []
+            for model, own in confirmations:
+                true = dict(zip((e.number for e in model.entrants), model.means))
+                fixed_acc, race_acc, used = [], [], 0
+                for _ in range(draws):
+                    runs, _ = draw(model, rng, seeds, 1.0)
+                    fixed, raced, n = replay(model, runs, seeds, rule == "dominated", own if with_own else None)
+                    for how in same:
+                        same[how] += abs(true[fixed[how]] - true[raced[how]]) < 1e-9
+                    fixed_acc.append(true[fixed["max-acc"]])
+                    race_acc.append(true[raced["max-acc"]])
+                    used += n
+                fixed_true.append(statistics.fmean(fixed_acc))
+                race_true.append(statistics.fmean(race_acc))
+                ratios.append(used / (draws * seeds * len(model.entrants)))
+            total = draws * len(confirmations)
+            print(f"{rule:9s} {'on' if with_own else 'off':>4s}  {same_cell(same['max-acc'], total):>20s}  "
+                  f"{fmt(fixed_true):>14s}  {fmt(race_true):>14s}  {same_cell(same['knee'], total):>20s}  "
+                  f"{fmt(ratios, digits=1):>14s}")
 
 
-def _race_on_replay(noise: Model, outcomes: Sequence[Any], draws: int, seeds: int, table: Any,
-                    sizes: Sequence[int]) -> None:
-    searches = len(outcomes)
-    print(f"\nthe replay table: {len(table.configs)} configs x {table.seeds} seeds, seed noise sd "
-          f"{100 * noise.sd:.2f} pp (pooled, {len(noise.entrants)} configs), seed effects sd "
-          f"{100 * noise.seed_sd:.2f} pp, one image {100 * noise.step:.2f} pp; {searches} replayed searches "
-          f"(paper-w8, the default design), {min(sizes)}-{max(sizes)} candidates each, {draws} confirmations "
-          f"each, at most {seeds} seeds")
-    print(f"the picks' true top-1 (table means; mean and t 95% over the searches): the single run's max-acc "
-          f"{_mean_t([100 * o.max_acc for o in outcomes], '{:.2f}')}, the candidates' exact means' "
-          f"{_mean_t([100 * o.confirmed for o in outcomes], '{:.2f}')}")
-    print("same: the race picks what the fixed design picks, or a config of the same true top-1 (Wilson 95%); "
-          "fixed, race: the true top-1 of their max-acc picks (mean and t 95% over the searches); runs: the "
-          "race's over the fixed design's")
-    print(f"{'rule':9s} {'own':>4s}  {'same max-acc':>20s}  {'fixed':>14s}  {'race':>14s}  {'same knee':>20s}  "
-          f"{'runs':>14s}")
-    rng = np.random.default_rng(0)
-    for rule, with_own in itertools.product(("dominated", "leader"), (False, True)):
-        same = {"max-acc": 0, "knee": 0}
-        fixed_true, race_true, ratios = [], [], []
-        for o in outcomes:
-            got = [on_replay(noise, o.candidates, rng, seeds, rule == "dominated", with_own) for _ in range(draws)]
-            same["max-acc"] += sum(abs(g[0] - g[1]) < 1e-9 for g in got)
-            same["knee"] += sum(abs(g[2] - g[3]) < 1e-9 for g in got)
-            fixed_true.append(100 * statistics.fmean(g[0] for g in got))
-            race_true.append(100 * statistics.fmean(g[1] for g in got))
-            ratios.append(sum(g[4] for g in got) / (draws * seeds * len(o.candidates)))
-        total = draws * len(outcomes)
-        cells = [f"{same[h] / total:6.1%} [{wilson(same[h], total)[0]:5.1%}, {wilson(same[h], total)[1]:5.1%}]"
-                 for h in ("max-acc", "knee")]
-        print(f"{rule:9s} {'on' if with_own else 'off':>4s}  {cells[0]:>20s}  {_mean_t(fixed_true, '{:.2f}'):>14s}  "
-              f"{_mean_t(race_true, '{:.2f}'):>14s}  {cells[1]:>20s}  {_mean_t(ratios, '{:.1%}'):>14s}")
-
-
-def _mean_t(values: Sequence[float], form: str) -> str:
-    mean = statistics.fmean(values)
-    half = t_quantile(0.95, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return f"{form.format(mean)} ± {form.format(half).lstrip('+')}"
+def same_cell(k: int, n: int) -> str:
+    """k of n as a share with its Wilson 95% interval."""
+    low, high = wilson(k, n)
+    return f"{k / n:6.1%} [{low:5.1%}, {high:5.1%}]"
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -294,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     for how in same:
                         same[how] += fixed[how] == raced[how]
                     ratios.append(used / (seeds * len(model.entrants)))
-                cells = []
-                for how in ("max-acc", "knee"):
-                    low, high = wilson(same[how], args.draws)
-                    cells.append(f"{same[how] / args.draws:6.1%} [{low:5.1%}, {high:5.1%}]")
+                cells = [same_cell(same[how], args.draws) for how in ("max-acc", "knee")]
                 mean = statistics.fmean(ratios)
                 half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios))
                 print(f"{rule:9s} {seeds:5d} {scale:5.2f} {own_setting:>4s}  {cells[0]:>20s}  {cells[1]:>20s}  "
