@@ -1,14 +1,15 @@
 """Confirm the front: train its best configs again with new seeds, so a pick rests on means, not on one run.
 
-    python -m search.confirm --study studies/cub [--top 4] [--seeds 3] [--race] [--storage URL]
+    python -m search.confirm --study studies/cub [--top 4] [--seeds 3] [--race] [--futility 0.15] [--storage URL]
 
 The single best run of a search is partly the luckiest (the winner's curse). This module
 re-trains, at the study's full fidelity and on the split each trial was selected on, the
 candidates `search.confirmed.choose_candidates` names (the top of the front, its knee, the
 baseline row, the best paper row) with new seeds (the study's seed + 1, + 2, ...; the
 search's own run is left out: it was selected for being high). With ``race`` the seeds go
-in rounds and a clearly dominated candidate stops (`search.racing`); each round is one
-`search.tuner.run_trials` call, the search's own path to Ray.
+in rounds and a candidate stops once clearly dominated, or once its remaining seeds would
+change the fixed design's picks with a chance under ``futility`` (`search.racing`); each
+round is one `search.tuner.run_trials` call, the search's own path to Ray.
 
 Each run is a trial of a second study, ``<study>:confirm``, in the same storage (so
 optuna-dashboard shows it beside the search), with the attrs ``confirms``, ``seed``,
@@ -32,7 +33,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search import attrs, pareto
+from search import attrs, pareto, racing
 from search.confirmed import (
     DEFAULT_SEEDS,
     DEFAULT_TOP,
@@ -171,15 +172,14 @@ class Outcome:
 
 
 def settings(block: Mapping[str, Any] | None, top: int | None = None, seeds: int | None = None,
-             race: bool | None = None, seed: int = 0) -> Design:
+             race: bool | None = None, seed: int = 0, futility: float | None = None) -> Design:
     """The design: the arguments, else the spec's ``confirm:`` block, else the defaults; ``seed``: the study's."""
-    block = block or {}
-    top = top if top is not None else int(block.get("top", DEFAULT_TOP))
-    seeds = seeds if seeds is not None else int(block.get("seeds", DEFAULT_SEEDS))
-    race = race if race is not None else bool(block.get("race", False))
-    if top < 1 or seeds < 1:
-        raise ValueError(f"confirm needs --top >= 1 and --seeds >= 1, got {top} and {seeds}")
-    return Design(top, seeds, race, seed)
+    design = Design.of(block, seed, top=top, seeds=seeds, race=race, futility=futility)
+    if design.top < 1 or design.seeds < 1:
+        raise ValueError(f"confirm needs --top >= 1 and --seeds >= 1, got {design.top} and {design.seeds}")
+    if not 0.0 <= design.futility < 1.0:
+        raise ValueError(f"confirm needs 0 <= --futility < 1, got {design.futility}")
+    return design
 
 
 def stored_spec(study: optuna.Study) -> Any:
@@ -202,27 +202,29 @@ def _log_rounds(state: Race, since: int, log: Callable[[str], None]) -> int:
         log(f"confirm: round {k} (seed {r.seed}) done: trials {_names(r.ran)}{stops}")
     if state.rounds and not state.todo and len(state.rounds) > since:
         one = len(state.alive) == 1
+        same = ("" if state.settled is None else f" (with every seed run, the fixed design would pick what the race "
+                f"picks now in {state.settled:.1%} of the simulated completions)")
         log(f"confirm: the race is over after round {len(state.rounds)}: trial{'' if one else 's'} "
-            f"{_names(state.alive)} {'remains' if one else 'remain'}")
+            f"{_names(state.alive)} {'remains' if one else 'remain'}{same}")
     return len(state.rounds)
 
 
 def run_confirm(study: optuna.Study, storage: str, study_dir: str | Path, *, spec: Any = None,
                 top: int | None = None, seeds: int | None = None, race: bool | None = None,
-                trainable: Callable[..., Any] | None = None, verbose: bool = False,
+                futility: float | None = None, trainable: Callable[..., Any] | None = None, verbose: bool = False,
                 log: Callable[[str], None] = print) -> Outcome:
     """Confirm ``study``'s front (see the module doc).
 
     ``storage``: the study's storage URL. ``spec``: the resources, concurrency, epochs and
-    seed to use (default: the spec the study was created with); ``top``, ``seeds`` and
-    ``race`` default to its ``confirm:`` block. ``trainable`` replaces
+    seed to use (default: the spec the study was created with); ``top``, ``seeds``, ``race``
+    and ``futility`` default to its ``confirm:`` block. ``trainable`` replaces
     `search.trainable.train_trial` (tests).
     """
     from search.studydir import open_confirm_study, storage_for
 
     started = time.perf_counter()
     spec = spec if spec is not None else stored_spec(study)
-    design = settings(spec.confirm, top, seeds, race, spec.seed)
+    design = settings(spec.confirm, top, seeds, race, spec.seed, futility)
     epochs = int(study.user_attrs.get(attrs.TRAINED_EPOCHS) or spec.epochs)  # the search's complete trials'
     trials = study.get_trials(deepcopy=False)
     candidates = choose_candidates(trials, pareto.pareto_front(study), design.top)
@@ -295,7 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help=f"new seeds per trial, the most under --race (default: the "
                                                   f"spec's, else {DEFAULT_SEEDS})")
     parser.add_argument("--race", action=argparse.BooleanOptionalAction,
-                        help="seeds in rounds; a candidate clearly dominated stops (default: the spec's, else no)")
+                        help="seeds in rounds; a candidate stops once clearly dominated or futile (default: the "
+                             "spec's, else no)")
+    parser.add_argument("--futility", type=float,
+                        help=f"under --race, the chance of changing the fixed design's picks a round may give up "
+                             f"to stop candidates; 0: no curtailment (default: the spec's, else {racing.FUTILITY})")
     parser.add_argument("--concurrency", type=int, help="runs at once (default: the spec's)")
     parser.add_argument("--cpus-per-trial", type=float, help="(default: the spec's)")
     parser.add_argument("--gpus-per-trial", type=float, help="(default: the spec's)")
@@ -309,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = stored_spec(study)
         spec = spec.replace(**{k: getattr(args, k) for k in RESOURCE_FLAGS if getattr(args, k) is not None})
         outcome = run_confirm(study, args.storage or read_pointer(args.study).storage, args.study, spec=spec,
-                              top=args.top, seeds=args.seeds, race=args.race, verbose=args.verbose)
+                              top=args.top, seeds=args.seeds, race=args.race, futility=args.futility,
+                              verbose=args.verbose)
         paths = write_reports(study, args.study, outcome.confirm)
         print("")
         print(paths.table)

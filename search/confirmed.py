@@ -11,7 +11,7 @@ shown as such and kept out of the front of the means, the picks and the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,31 +107,41 @@ def confirm_seeds(study_seed: int, n: int) -> list[int]:
 @dataclass(frozen=True)
 class Design:
     """How a confirmation runs: ``top`` front trials (and the others of `choose_candidates`), ``seeds`` new
-    seeds each, or under ``race`` at most ``seeds`` (`search.racing`); the seeds follow the study's ``seed``."""
+    seeds each, or under ``race`` at most ``seeds`` (`search.racing`, curtailed at ``futility``); the seeds
+    follow the study's ``seed``."""
 
     top: int = DEFAULT_TOP
     seeds: int = DEFAULT_SEEDS
     race: bool = False
     seed: int = 0
     level: float = stats.LEVEL
+    futility: float = racing.FUTILITY
+
+    @classmethod
+    def of(cls, block: Mapping[str, Any] | None, seed: int = 0, **given: Any) -> Design:
+        """The design: ``given`` (None: not given), else the spec's ``confirm:`` block, else the defaults."""
+        keys = {"top": DEFAULT_TOP, "seeds": DEFAULT_SEEDS, "race": False, "futility": racing.FUTILITY}
+        chosen = {k: v if (v := given.get(k)) is not None else (block or {}).get(k, default)
+                  for k, default in keys.items()}
+        return cls(int(chosen["top"]), int(chosen["seeds"]), bool(chosen["race"]), seed,
+                   futility=float(chosen["futility"]))
 
     @property
     def seed_list(self) -> list[int]:
         return confirm_seeds(self.seed, self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top": self.top, "seeds": self.seeds, "race": self.race, "seed": self.seed, "level": self.level}
+        return {"top": self.top, "seeds": self.seeds, "race": self.race, "seed": self.seed, "level": self.level,
+                "futility": self.futility}
 
 
 def design_of(study: optuna.Study, confirm: optuna.Study | None) -> Design:
     """The design of the confirm study's last run (its ``design`` attr), else the search spec's block, else defaults."""
     stored = confirm.user_attrs.get(attrs.DESIGN) if confirm is not None else None
     if stored:
-        return Design(**stored)
+        return Design(**{"futility": 0.0, **stored})  # a race stored before curtailment ran without it
     spec = study.user_attrs.get(attrs.SPEC) or {}
-    block = spec.get("confirm") or {}
-    return Design(int(block.get("top", DEFAULT_TOP)), int(block.get("seeds", DEFAULT_SEEDS)),
-                  bool(block.get("race", False)), int(spec.get("seed", 0)))
+    return Design.of(spec.get("confirm"), int(spec.get("seed", 0)))
 
 
 def is_final(record: FrozenTrial) -> bool:
@@ -168,7 +178,8 @@ def progress(design: Design, candidates: Sequence[Candidate], records: Sequence[
     runs, diverged = confirmed_runs(records), diverged_runs(records)
     if design.race:
         entrants = [racing.Entrant(c.number, c.gflops, is_baseline(c.role)) for c in candidates]
-        return racing.race(entrants, design.seed_list, runs, diverged, design.level, step, own=own)
+        return racing.race(entrants, design.seed_list, runs, diverged, design.level, step, own=own,
+                           futility=design.futility)
     return racing.fixed([c.number for c in candidates], design.seed_list, runs, diverged)
 
 
@@ -236,7 +247,8 @@ class Confirmed:
         n, fixed = self.trained, self.fixed_runs
         if self.design.race:
             saved = f"{fixed - n} saved" if not self.missing else f"{len(self.missing)} to run in this round"
-            line = (f"Racing (at most {self.design.seeds} seeds, {self.design.level:.0%} t-intervals): "
+            curtailed = f", curtailed at {self.design.futility:.0%}" if self.design.futility else ""
+            line = (f"Racing (at most {self.design.seeds} seeds, {self.design.level:.0%} t-intervals{curtailed}): "
                     f"{len(self.rounds)} rounds, {n} runs trained against {fixed} for the fixed design "
                     f"({len(self.candidates)} candidates x {self.design.seeds} seeds): {saved}")
         else:

@@ -1,14 +1,24 @@
-"""Racing a confirmation: seeds in rounds, and a candidate that is clearly dominated stops early.
+"""Racing a confirmation: seeds in rounds, and a candidate stops once its remaining seeds would change nothing.
 
 F-Race (Birattari et al. 2002) and Hoeffding races (Maron & Moore 1994), on a front of
-two objectives. Round k gives seed k to every candidate still in the race; after it, a
-candidate stops when another one in the race, no costlier in GFLOPs, is clearly more
-accurate: the lower end of the Student-t interval of their difference is above zero. Such
-a candidate cannot be on the front of the means, so neither pick (max-acc, knee) can be
-it. A candidate with a diverged seed stops too (it is kept out of the picks). The
-baseline, the reference of every paired difference, stays while any other candidate
-races. The race is over when at most one candidate is undecided (from round 2: the
-finalists keep two new seeds, what the report's intervals need), or after the last seed.
+two objectives, with the curtailment of a sequential trial (Lan, Simon & Halperin 1982).
+Round k gives seed k to every candidate still in the race; after it, a candidate stops
+when either
+
+* it is clearly dominated: another one in the race, no costlier in GFLOPs, is clearly more
+  accurate (the lower end of the Student-t interval of their difference is above zero),
+  so it cannot be on the front of the true means; or
+* it is futile: with every seed run, the fixed design would pick it (max-acc or knee) in
+  only a few of the simulated completions of its missing runs (`chances`); the least
+  likely stop first, while their chances together stay under ``futility``.
+
+A candidate with a diverged seed stops too (it is kept out of the picks). The baseline,
+the reference of every paired difference, stays while any other candidate races. The
+race is over after the last seed, or from round 2 (the finalists keep two new seeds, what
+the report's intervals need) when at most one candidate is undecided or when the fixed
+design would pick what the race picks now in at least 1 - ``futility`` of the completions.
+The first rule answers to the truth, the second to the fixed design: the race is a cheaper
+way to the fixed design's picks, and `bench/racing.py` measures how often it gets them.
 
 The seed noise is pooled over the candidates (`search.stats.pooled`: top-1 = config +
 seed + error, one error variance for all, as the report's verdict judges them): with 2
@@ -18,17 +28,25 @@ candidates (all on the study's seed) join the noise estimate as one more block: 
 can stop a candidate too. They never enter a mean: selected for being high, their
 residuals only widen the intervals (`bench/racing.py` measures what they save).
 
-Everything is a function of the records (which runs ended, with what top-1), so a resumed
-confirmation, the report and the export all recompute the same rounds and stops.
+Everything is a function of the records (which runs ended, with what top-1; the
+completions come from a generator seeded by the round), so a resumed confirmation, the
+report and the export all recompute the same rounds and stops.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from fgmodel.stats import LEVEL
+from search import stats
 from search.stats import Estimate, Pooled, pooled
+
+FUTILITY = 0.15  # the chance of changing the fixed design's picks a round may give up to stop candidates
+DRAWS = 1000  # simulated completions of the fixed design per round
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ class Race:
     todo: list[Run] = field(default_factory=list)  # the runs the current round lacks (empty: over)
     alive: list[int] = field(default_factory=list)  # still racing (or finished the race without a stop)
     stops: dict[int, Stop] = field(default_factory=dict)
+    settled: float | None = None  # after the last round: the chance the fixed design would pick the same
 
     @property
     def over(self) -> bool:
@@ -100,9 +119,63 @@ def dominated(entrants: Sequence[Entrant], racing: Collection[int], fit: Pooled,
     return out
 
 
+def completions(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, Mapping[int, float]],
+                fit: Pooled, step: float | None, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(draws x entrants): each entrant's mean over all ``seeds``, the runs it has as they are, the rest drawn.
+
+    A missing run is drawn from the block design's predictive distribution: the error's
+    variance from its posterior (``df`` x sd^2 / chi^2(df), heavy-tailed with few degrees of
+    freedom), the config's and the seed's effects from their estimates and covariance at
+    that variance, plus one run's error, rounded to one image. A seed no entrant has run
+    moves every mean alike and is left out: no pick depends on it.
+    """
+    numbers = [e.number for e in entrants]
+    scale = np.sqrt(fit.df / rng.chisquare(fit.df, size=draws))  # sd / the fit's sd, one per draw
+    w, v = np.linalg.eigh(fit.cov)
+    effects = fit.beta + scale[:, None] * (rng.standard_normal((draws, len(w))) @ (v * np.sqrt(np.clip(w, 0, None))).T)
+    total = np.zeros((draws, len(numbers)))
+    for i, n in enumerate(numbers):
+        for s in seeds:
+            if s in runs.get(n, {}):
+                total[:, i] += runs[n][s]
+                continue
+            value = effects[:, fit.index[n]] + (effects[:, fit.seed_index[s]] if s in fit.seed_index else 0.0)
+            value = value + scale * fit.sd * rng.standard_normal(draws)
+            total[:, i] += np.clip(np.round(value / step) * step if step else value, 0.0, 1.0)
+    return total / len(seeds)
+
+
+def chances(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, Mapping[int, float]],
+            fit: Pooled, step: float | None, draws: int, rng: np.random.Generator) -> tuple[dict[int, float], float]:
+    """(entrant -> the chance the fixed design picks it, the chance it picks what the runs so far pick).
+
+    The fixed design runs every seed of every entrant and picks (max-acc and knee) on the
+    means: `completions` draws what its missing runs could bring.
+    """
+    gflops, numbers = [e.gflops for e in entrants], [e.number for e in entrants]
+    final = stats.picks_many(completions(entrants, seeds, runs, fit, step, draws, rng), gflops, numbers)
+    now = stats.picks([stats.Point(e.number, statistics.fmean(runs[e.number].values()), e.gflops) for e in entrants])
+    picked = {n: float(np.mean((final["max-acc"] == i) | (final["knee"] == i))) for i, n in enumerate(numbers)}
+    same = (final["max-acc"] == numbers.index(now["max-acc"])) & (final["knee"] == numbers.index(now["knee"]))
+    return picked, float(np.mean(same))
+
+
+def futile(picked: Mapping[int, float], racing: Collection[int], futility: float) -> dict[int, float]:
+    """The racing entrants to stop, least likely picked first, while their chances together stay under ``futility``."""
+    out: dict[int, float] = {}
+    total = 0.0
+    for n in sorted(racing, key=lambda n: (picked.get(n, 1.0), n)):
+        total += picked.get(n, 1.0)
+        if total >= futility:
+            break
+        out[n] = total
+    return out
+
+
 def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, Mapping[int, float]],
          diverged: Mapping[int, Collection[int]], level: float = LEVEL, step: float | None = None,
-         by_cost: bool = True, own: Mapping[int, float] | None = None) -> Race:
+         by_cost: bool = True, own: Mapping[int, float] | None = None,
+         futility: float = FUTILITY, draws: int = DRAWS) -> Race:
     """The race's state from the records: the rounds run, the stops, and the runs the current round lacks.
 
     ``runs``: trial -> {seed: top-1} of the COMPLETE runs; ``diverged``: trial -> the seeds
@@ -112,6 +185,9 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
     ``own``: trial -> the search's own full-fidelity run (on the study's seed): it enters
     the noise estimate only (`search.stats.pooled`'s ``noise_only``), which gives round 1 an
     interval; the means, and so every stop's direction, rest on the new seeds alone.
+    ``futility``: the chance of changing the fixed design's picks that a round may give up
+    (`chances`; 0 turns curtailment off); ``draws``: its simulated completions, from a
+    generator seeded by the round, so the same records make the same decisions.
     """
     alive = [e.number for e in entrants]
     baseline = {e.number for e in entrants if e.baseline}
@@ -127,10 +203,19 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
             return sorted(now & set(diverged.get(n, ())))
 
         stops = {n: f"diverged on seed {', '.join(map(str, diverged_now(n)))}" for n in alive if diverged_now(n)}
-        fit = pooled({e.number: {s: v for s, v in runs.get(e.number, {}).items() if s in now}
-                      for e in entrants if not diverged_now(e.number)}, step, own)
+        seen = {e.number: {s: v for s, v in runs.get(e.number, {}).items() if s in now}
+                for e in entrants if not diverged_now(e.number)}
+        fit = pooled(seen, step, own)
         racing = [n for n in alive if n not in stops]
         behind = dominated(entrants, racing, fit, level, by_cost) if fit else {}
+        settled = None
+        if fit and futility > 0:
+            stable = [e for e in entrants if e.number in fit.index]
+            picked, settled = chances(stable, seeds, seen, fit, step, draws, np.random.default_rng(k))
+            behind |= {n: (f"with every seed run, the fixed design would pick it in {picked[n]:.1%} of {draws} "
+                           f"simulated completions (with this round's less likely stops: {total:.1%}, "
+                           f"under {futility:.0%})")
+                       for n, total in futile(picked, [n for n in racing if n not in behind], futility).items()}
         others_on = [n for n in racing if n not in baseline and n not in behind]
         # the baseline, the reference of the paired differences, stays while another candidate races on
         stops |= {n: why for n, why in behind.items() if n not in baseline or not others_on}
@@ -139,8 +224,10 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
         out.alive = alive
         out.rounds.append(Round(seed, ran, tuple(Stop(n, k, stops[n]) for n in ran if n in stops)))
         out.stops |= {n: Stop(n, k, stops[n]) for n in ran if n in stops}
+        out.settled = settled
         undecided = [n for n in alive if n not in behind]
-        if len(undecided) <= 1 and k >= 2:  # the finalists keep 2 new seeds: the report's intervals need them
+        # the finalists keep 2 new seeds: the report's intervals need them
+        if k >= 2 and (len(undecided) <= 1 or (settled is not None and settled >= 1.0 - futility)):
             return out
     return out
 

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the search, re-train the front's top K with new seeds (sets confirm.top)")
     p.add_argument("--confirm-seeds", type=int, metavar="N", help="seeds per confirmed trial (sets confirm.seeds)")
     p.add_argument("--confirm-race", action=argparse.BooleanOptionalAction,
-                   help="confirm in rounds, at most N seeds; clearly dominated trials stop (sets confirm.race)")
+                   help="confirm in rounds, at most N seeds; dominated or futile trials stop (sets confirm.race)")
     p.add_argument("--no-confirm", action="store_true", help="no confirmation after the search (confirm: null)")
     p.add_argument("--plan", action="store_true", help="print what the search would train, per phase, and stop "
                                                        "(no data, Ray or GPU needed)")

@@ -24,7 +24,7 @@ SPECS_DIR = Path(__file__).resolve().parent.parent / "studies"
 
 AUTO = "auto"  # concurrency / cpus_per_trial: from the Ray cluster's resources (search.tuner.resolve_resources)
 SAMPLERS = ("tpe", "random", "gp")
-CONFIRM_KEYS = ("top", "seeds", "race")  # of the confirm: block (search.confirm's --top, --seeds and --race)
+CONFIRM_KEYS = ("top", "seeds", "race", "futility")  # of the confirm: block (search.confirm's flags of those names)
 UNSUPPORTED_SAMPLERS = {
     "nsga2": "Optuna's NSGA-II learns only from COMPLETE trials, so it never sees the FLOPs budget "
              "of the over-budget trials the search prunes; use 'tpe'",
@@ -82,8 +82,9 @@ class StudySpec:
     study_dir: str | None = None  # None: studies/<name>
     config: dict[str, Any] = field(default_factory=dict)  # dotted RunConfig overrides
     # {top: K, seeds: N, race: false}: search.confirm re-trains the front's top K with N new
-    # seeds right after the search; race: true gives them in rounds, N at most (search.racing).
-    # A key left out: 4, 3 and false; None: no confirmation
+    # seeds right after the search; race: true gives them in rounds, N at most (search.racing),
+    # stopping what changes the fixed design's picks with a chance under futility (0.15).
+    # A key left out: 4, 3, false and 0.15; None: no confirmation
     confirm: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -121,11 +122,14 @@ class StudySpec:
         for key, value in (self.confirm or {}).items():
             if key not in CONFIRM_KEYS:
                 raise ConfigError(f"confirm.{key}", f"unknown key (known: {', '.join(CONFIRM_KEYS)})")
-            want = bool if key == "race" else int
-            if isinstance(value, bool) is not (want is bool) or not isinstance(value, want):
+            want = {"race": bool, "futility": float}.get(key, int)
+            kinds = (int, float) if want is float else want
+            if isinstance(value, bool) is not (want is bool) or not isinstance(value, kinds):
                 raise ConfigError(f"confirm.{key}", f"expected {want.__name__}, got {type(value).__name__} {value!r}")
             if want is int and value < 1:
                 raise ConfigError(f"confirm.{key}", f"must be >= 1, got {value}")
+            if want is float and not 0 <= value < 1:
+                raise ConfigError(f"confirm.{key}", f"must be in [0, 1), got {value}")
 
     @property
     def study_name(self) -> str:

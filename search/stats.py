@@ -30,7 +30,7 @@ from search.pareto import nondominated_fronts
 PICKS = ("max-acc", "knee")
 
 __all__ = ["LEVEL", "PICKS", "Estimate", "Point", "Pooled", "binomial_se", "floor_se", "front", "holm", "mean_se",
-           "p_value", "paired_difference", "pick", "picks", "pooled", "told_apart", "verdict"]
+           "p_value", "paired_difference", "pick", "picks", "picks_many", "pooled", "told_apart", "verdict"]
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> Estimate:
@@ -103,6 +103,7 @@ class Pooled:
 
     index: dict[int, int]  # search trial -> column
     seeds: dict[int, frozenset[int]]  # search trial -> the seeds it ran
+    seed_index: dict[int, int]  # seed -> the column of its effect (the first seed's is the zero: none)
     beta: np.ndarray
     cov: np.ndarray
     df: int
@@ -119,19 +120,21 @@ class Pooled:
 _NOISE_ONLY_SEED = -1  # the block of `pooled`'s noise-only runs (confirmation seeds are >= 1)
 
 
-def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The configs and the least-squares design (config columns, then a column per seed after the first), top-1."""
+def _block_design(runs: Mapping[int, Mapping[int, float]]) -> tuple[list[int], dict[int, int], np.ndarray, np.ndarray]:
+    """The configs, the seed columns, and the least-squares design (config columns, then a column per seed after
+    the first) with its top-1s."""
     numbers = sorted(n for n in runs if runs[n])
     seeds = sorted({s for n in numbers for s in runs[n]})
     cells = [(n, s) for n in numbers for s in sorted(runs[n])]
-    index, seed_col = {n: i for i, n in enumerate(numbers)}, {s: len(numbers) + i - 1 for i, s in enumerate(seeds)}
+    index = {n: i for i, n in enumerate(numbers)}
+    seed_col = {s: len(numbers) + i - 1 for i, s in enumerate(seeds) if i > 0}
     x = np.zeros((len(cells), len(numbers) + len(seeds) - 1))
     y = np.array([runs[n][s] for n, s in cells], dtype=float)
     for row, (n, s) in enumerate(cells):
         x[row, index[n]] = 1.0
         if s != seeds[0]:
             x[row, seed_col[s]] = 1.0
-    return numbers, x, y
+    return numbers, seed_col, x, y
 
 
 def _residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -161,20 +164,20 @@ def pooled(runs: Mapping[int, Mapping[int, float]], step: float | None = None,
     this block's residuals absorb as extra spread, so the variance errs large (fewer
     things told apart), never a mean lifted.
     """
-    numbers, x, y = _block_design(runs)
+    numbers, seed_col, x, y = _block_design(runs)
     if not numbers:
         return None
     beta, rss, df = _residual(x, y)
     with_noise_only = {n: {**runs[n], _NOISE_ONLY_SEED: noise_only[n]} for n in numbers if n in (noise_only or {})}
     if with_noise_only:
-        _, rss, df = _residual(*_block_design({**runs, **with_noise_only})[1:])
+        _, rss, df = _residual(*_block_design({**runs, **with_noise_only})[2:])
     if df < 1:
         return None
     var = max(rss / df, (step or 0.0) ** 2 / 12.0)
     if var <= 1e-20:
         return None  # no spread (to rounding) and no step known: nothing to judge by
     seeds_of = {n: frozenset(runs[n]) for n in numbers}
-    return Pooled({n: i for i, n in enumerate(numbers)}, seeds_of, beta, var * np.linalg.pinv(x.T @ x), df,
+    return Pooled({n: i for i, n in enumerate(numbers)}, seeds_of, seed_col, beta, var * np.linalg.pinv(x.T @ x), df,
                   math.sqrt(var))
 
 
@@ -250,6 +253,43 @@ def pick(points: Sequence[Point], how: str) -> Point:
 def picks(points: Sequence[Point]) -> dict[str, int]:
     """Every pick in `PICKS` -> its trial number; empty when no point is feasible."""
     return {how: pick(points, how).number for how in PICKS} if any(p.feasible for p in points) else {}
+
+
+def picks_many(top1: np.ndarray, gflops: Sequence[float], numbers: Sequence[int]) -> dict[str, np.ndarray]:
+    """`picks` on many draws at once: ``top1`` (draws x points, every point feasible) -> pick -> column per draw.
+
+    The same rules and tie-breaks as `pick` (a race predicts the fixed design's picks over
+    thousands of simulated completions, `search.racing`); tests hold the two equal.
+    """
+    a = np.asarray(top1, dtype=float)
+    g = np.broadcast_to(np.asarray(gflops, dtype=float), a.shape)
+    rank = np.argsort(np.argsort(np.asarray(numbers)))  # ties go to the earlier trial: its rank is lower
+
+    def first(mask: np.ndarray) -> np.ndarray:
+        """Per draw, the masked column of the earliest trial."""
+        return np.argmin(np.where(mask, rank, len(rank)), axis=1)
+
+    def masked(values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
+        return getattr(np.where(mask, values, -np.inf if how == "max" else np.inf), how)(axis=1, keepdims=True)
+
+    ai, aj, gi, gj = a[:, :, None], a[:, None, :], g[:, :, None], g[:, None, :]
+    on_front = ~((aj >= ai) & (gj <= gi) & ((aj > ai) | (gj < gi))).any(axis=2)
+    top = a == a.max(axis=1, keepdims=True)
+    best = first(top & (g == masked(g, top, "min")))
+    cheap = on_front & (g == masked(g, on_front, "min"))
+    cheapest = first(cheap & (a == masked(a, cheap, "max")))
+    g_low, g_span = masked(g, on_front, "min"), masked(g, on_front, "max") - masked(g, on_front, "min")
+    a_low, a_span = masked(a, on_front, "min"), masked(a, on_front, "max") - masked(a, on_front, "min")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x, y = (g - g_low) / g_span, (a - a_low) / a_span
+    rows = np.arange(len(a))
+    x0, y0 = x[rows, cheapest][:, None], y[rows, cheapest][:, None]
+    x1, y1 = x[rows, best][:, None], y[rows, best][:, None]
+    above = np.where(on_front, (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0), -np.inf)
+    top_above = above.max(axis=1)
+    knee = first(above == top_above[:, None])
+    flat = (on_front.sum(axis=1) < 3) | (g_span[:, 0] == 0) | (a_span[:, 0] == 0) | ~(top_above > 1e-12)
+    return {"max-acc": best, "knee": np.where(flat, best, knee)}
 
 
 # -- the plain sentence ----------------------------------------------------------------------

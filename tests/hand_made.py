@@ -123,7 +123,8 @@ def paper_study(design: Iterable[Row] = PAPER_DESIGN, storage: str | optuna.stor
 
 
 def set_design(confirm: optuna.Study, top: int, seeds: int, race: bool = False, seed: int = 0) -> None:
-    """The design search.confirm records on its confirm study (what the report and the export recompute from)."""
+    """The design search.confirm records on its confirm study (what the report and the export recompute from),
+    as it did before ``futility``: a race recomputed without curtailment."""
     confirm.set_user_attr("design", {"top": top, "seeds": seeds, "race": race, "seed": seed, "level": 0.95})
 
 

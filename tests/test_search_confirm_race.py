@@ -3,10 +3,13 @@
 The paper-shaped study (tests/hand_made.py) raced with ``confirm: {top: 2, seeds: 3, race: true}``:
 candidates 5 (0.103 GFLOPs), 4 (0.1003, the knee) and the baseline 0 (0.1). After round 2,
 4 - 5 = +9.50 pp on a pooled se of 0.54 pp (test_search_racing): 5 stops; the baseline is
-cheaper than 4, so not dominated: 4 and 0 get seed 3. Eight runs instead of nine.
+cheaper than 4, so not dominated, but 4 leads it by 5.25 pp: a third seed would change no
+pick, and the race is over (six runs instead of nine; eight without curtailment).
 """
 
 from __future__ import annotations
+
+import re
 
 import optuna
 import pytest
@@ -49,10 +52,10 @@ class FakeRay:
             recorder.complete(key)
 
 
-def race(monkeypatch, study, storage, fake):
+def race(monkeypatch, study, storage, fake, **design):
     monkeypatch.setattr(confirm, "_train", fake)
     lines: list[str] = []
-    outcome = confirm.run_confirm(study, storage, "unused", spec=SPEC, log=lines.append)
+    outcome = confirm.run_confirm(study, storage, "unused", spec=SPEC, log=lines.append, **design)
     return outcome, lines
 
 
@@ -61,24 +64,38 @@ def pairs(conf) -> list[tuple[int, int]]:
                   if t.state == TrialState.COMPLETE)
 
 
-def test_rounds_stop_the_dominated_candidate_and_save_a_run(tmp_path, monkeypatch):
+def test_rounds_stop_the_dominated_candidate_and_curtailment_ends_the_race(tmp_path, monkeypatch):
     storage = default_storage(tmp_path)
     study = paper_study(storage=storage)
     fake = FakeRay()
     outcome, lines = race(monkeypatch, study, storage, fake)
-    assert fake.calls == [[Run(5, 1), Run(4, 1), Run(0, 1)], [Run(5, 2), Run(4, 2), Run(0, 2)],
-                          [Run(4, 3), Run(0, 3)]]  # one Ray call per round
+    assert fake.calls == [[Run(5, 1), Run(4, 1), Run(0, 1)], [Run(5, 2), Run(4, 2), Run(0, 2)]]  # a Ray call a round
     assert not outcome.interrupted and outcome.state.over and outcome.state.alive == [4, 0]
-    assert outcome.confirm.user_attrs["design"] == {"top": 2, "seeds": 3, "race": True, "seed": 0, "level": 0.95}
+    assert outcome.confirm.user_attrs["design"] == {"top": 2, "seeds": 3, "race": True, "seed": 0, "level": 0.95,
+                                                    "futility": 0.15}
     text = "\n".join(lines)
     assert "racing, at most 3 seeds (1, 2, 3)" in lines[0]
     assert "confirm: round 2 (seed 2) done: trials 5, 4, 0; stop trial 5: trial 4, no costlier, is ahead by " \
            "+9.50 pp" in text
-    assert "confirm: the race is over after round 3: trials 4, 0 remain" in text
-    assert lines[-1].startswith("confirm: Racing (at most 3 seeds, 95% t-intervals): 3 rounds, 8 runs trained "
-                                "against 9 for the fixed design (3 candidates x 3 seeds): 1 saved. Stopped: trial 5")
+    # 4 leads the cheaper baseline by 5.25 pp: a third seed would change neither pick
+    assert re.search(r"confirm: the race is over after round 2: trials 4, 0 remain \(with every seed run, the fixed "
+                     r"design would pick what the race picks now in 99\.\d% of the simulated completions\)", text)
+    assert lines[-1].startswith("confirm: Racing (at most 3 seeds, 95% t-intervals, curtailed at 15%): 2 rounds, 6 "
+                                "runs trained against 9 for the fixed design (3 candidates x 3 seeds): 3 saved. "
+                                "Stopped: trial 5")
     got = confirmed.summarize(study, outcome.confirm)  # what the report and the export recompute
     assert got.picks == {"max-acc": 4, "knee": 4} and got.points[5].runs == {1: 0.50, 2: 0.52} and not got.missing
+
+
+def test_without_curtailment_the_finalists_run_every_seed(tmp_path, monkeypatch):
+    storage = default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    fake = FakeRay()
+    outcome, lines = race(monkeypatch, study, storage, fake, futility=0.0)
+    assert fake.calls[2:] == [[Run(4, 3), Run(0, 3)]] and outcome.state.over
+    assert lines[-1].startswith("confirm: Racing (at most 3 seeds, 95% t-intervals): 3 rounds, 8 runs trained "
+                                "against 9 for the fixed design (3 candidates x 3 seeds): 1 saved. Stopped: trial 5")
+    assert confirmed.summarize(study, outcome.confirm).design.futility == 0.0  # the report recomputes this race
 
 
 def test_the_searchs_own_runs_let_round_one_stop_a_candidate(tmp_path, monkeypatch):
@@ -109,8 +126,8 @@ def test_an_interrupted_race_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert confirmed.summarize(study, outcome.confirm).missing == [Run(4, 2), Run(0, 2)]  # export refuses
     fake = FakeRay()
     outcome, _ = race(monkeypatch, study, storage, fake)
-    assert fake.calls == [[Run(4, 2), Run(0, 2)], [Run(4, 3), Run(0, 3)]]  # the same rounds and stop as in one go
-    assert pairs(outcome.confirm) == [(0, 1), (0, 2), (0, 3), (4, 1), (4, 2), (4, 3), (5, 1), (5, 2)]
+    assert fake.calls == [[Run(4, 2), Run(0, 2)]]  # the same rounds and stops as in one go
+    assert pairs(outcome.confirm) == [(0, 1), (0, 2), (4, 1), (4, 2), (5, 1), (5, 2)]
     assert [t.user_attrs["reason"] for t in outcome.confirm.get_trials() if t.state == TrialState.FAIL] == [
         "interrupted"]
 
@@ -123,7 +140,7 @@ def test_a_run_that_raises_ends_this_command_and_the_next_retries_it(tmp_path, m
     assert len(fake.calls) == 1 and outcome.state.todo == [Run(0, 1)] and not outcome.interrupted
     assert "confirm: runs of trials 0 failed; run the command again to retry them" in lines
     outcome, _ = race(monkeypatch, study, storage, FakeRay())
-    assert outcome.state.over and len(pairs(outcome.confirm)) == 8
+    assert outcome.state.over and len(pairs(outcome.confirm)) == 6
 
 
 def test_the_fixed_design_is_one_call(tmp_path, monkeypatch):

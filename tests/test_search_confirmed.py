@@ -249,6 +249,20 @@ def test_settings_arguments_then_spec_block_then_defaults():
     assert confirm.settings({"race": True}, race=False).seed_list == [1, 2, 3]
     with pytest.raises(ValueError, match="--seeds >= 1"):
         confirm.settings(None, seeds=0)
+    assert confirm.settings(None).futility == 0.15 and confirm.settings({"futility": 0.1}, futility=0).futility == 0
+    with pytest.raises(ValueError, match="--futility < 1"):
+        confirm.settings(None, futility=1.0)
+
+
+def test_a_race_recorded_before_curtailment_is_recomputed_without_it(tmp_path):
+    storage = studydir.default_storage(tmp_path)
+    study = paper_study(storage=storage)
+    conf = studydir.open_confirm_study(study, storage)
+    set_design(conf, 2, 3, race=True)  # the design attr as search.confirm wrote it before "futility" existed
+    assert confirmed.design_of(study, conf).futility == 0.0
+    conf.set_user_attr("design", {**conf.user_attrs["design"], "futility": 0.1})
+    assert confirmed.design_of(study, conf).futility == 0.1
+    assert confirmed.design_of(study, None).futility == 0.15  # nothing stored: the spec's block, else the default
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):

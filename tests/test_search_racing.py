@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from search import racing
+import re
+
+import numpy as np
+
+from search import racing, stats
 from search.racing import Entrant, Run
 
 SEEDS = [1, 2, 3]
@@ -31,10 +35,26 @@ def test_clearly_below_stops_and_the_race_ends_with_one_undecided():
     assert 0 not in state.stops  # the baseline, itself clearly below trial 1, is never stopped for it
 
 
+CHEAP_B = [Entrant(1, 0.2), Entrant(2, 0.05), Entrant(0, 0.1, baseline=True)]  # B now the cheapest
+
+
 def test_a_cheaper_candidate_is_not_stopped_by_a_costlier_one():
-    entrants = [Entrant(1, 0.2), Entrant(2, 0.05), Entrant(0, 0.1, baseline=True)]  # B now the cheapest
-    state = racing.race(entrants, SEEDS, RUNS, {})
+    state = racing.race(CHEAP_B, SEEDS, RUNS, {}, futility=0)  # no curtailment: the dominated rule alone
     assert not state.stops and state.todo == [Run(1, 3), Run(2, 3), Run(0, 3)]
+
+
+def test_curtailment_stops_what_cannot_become_a_pick_and_ends_the_race():
+    # B (51.0%, the cheapest) is on the front, but the knee of B, C (55.25%) and A (60.5%) is C: the chord from B
+    # to A passes below C by far more than a third seed can move anyone. With every seed run, the fixed design
+    # picks B in under 1% of the simulated completions (2 degrees of freedom: heavy tails), and A, C as now in
+    # about 97%: B stops and the race is over.
+    state = racing.race(CHEAP_B, SEEDS, RUNS, {}, step=1 / 400)
+    assert state.over and state.alive == [1, 0] and [r.seed for r in state.rounds] == [1, 2]
+    assert re.match(r"with every seed run, the fixed design would pick it in 0\.\d% of 1000 simulated completions",
+                    state.stops[2].reason)
+    assert 0.95 <= state.settled < 1.0
+    again = racing.race(CHEAP_B, SEEDS, RUNS, {}, step=1 / 400)
+    assert (again.stops, again.settled) == (state.stops, state.settled)  # the same records, the same decisions
 
 
 def test_an_incomplete_round_lacks_only_its_missing_runs():
@@ -47,7 +67,7 @@ def test_an_incomplete_round_lacks_only_its_missing_runs():
 def test_a_diverged_seed_stops_a_candidate():
     runs = {1: {1: 0.60, 2: 0.61}, 2: {1: 0.50}, 0: {1: 0.55, 2: 0.555}}
     entrants = [Entrant(1, 0.2), Entrant(2, 0.05), Entrant(0, 0.1, baseline=True)]
-    state = racing.race(entrants, SEEDS, runs, {2: {2}})
+    state = racing.race(entrants, SEEDS, runs, {2: {2}}, futility=0)
     assert state.stops[2].reason == "diverged on seed 2" and state.stops[2].round == 2
     assert state.todo == [Run(1, 3), Run(0, 3)]
 
@@ -95,3 +115,24 @@ def test_a_lucky_own_run_widens_the_noise_and_lifts_nothing():
     lucky = OWN | {2: 0.95}  # B's own run far above its seed 1: it was selected for being high
     state = racing.race(SAME_COST, SEEDS, ROUND_1, {}, step=1 / 400, own=lucky)
     assert not state.stops and state.todo == [Run(1, 2), Run(2, 2), Run(0, 2)]
+
+
+def test_futile_stops_the_least_likely_while_their_chances_sum_under_the_futility():
+    assert racing.futile({1: 0.90, 2: 0.03, 3: 0.01, 4: 0.02, 5: 0.04}, [1, 2, 3, 4, 5], 0.05) == {3: 0.01, 4: 0.03}
+    assert racing.futile({1: 0.90, 2: 0.06}, [1, 2], 0.05) == {}
+    assert racing.futile({1: 0.0, 2: 0.0}, [2], 0.05) == {2: 0.0}  # only the racing ones
+
+
+def test_completions_keep_the_runs_and_draw_the_rest_with_their_seed_effects():
+    # A and C ran seeds 1 and 2 (seed 2 is 10 pp up for both), B only seed 1: B's seed 2 is drawn around
+    # 0.50 + 0.10, and a seed 3 nobody ran around each config's own effect (it moves every mean alike).
+    runs = {1: {1: 0.60, 2: 0.70}, 3: {1: 0.40, 2: 0.50}, 2: {1: 0.50}}
+    entrants = [Entrant(1, 0.1), Entrant(2, 0.1), Entrant(3, 0.1)]
+    fit = stats.pooled(runs, 1 / 400)
+    got = racing.completions(entrants, SEEDS, runs, fit, 1 / 400, 4000, np.random.default_rng(0))
+    assert got.shape == (4000, 3)
+    assert np.allclose(got.mean(axis=0), [(0.6 + 0.7 + 0.6) / 3, (0.5 + 0.6 + 0.5) / 3, (0.4 + 0.5 + 0.4) / 3],
+                       atol=0.002)
+    whole = racing.completions(entrants, [1, 2], runs, fit, 1 / 400, 10, np.random.default_rng(0))
+    assert np.ptp(whole[:, [0, 2]], axis=0).max() == 0  # every seed run: no draw
+    assert np.allclose(whole[0, [0, 2]], [0.65, 0.45])

@@ -226,7 +226,7 @@ def test_ctrl_c_before_ray_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("task", ["cub", "cub_aircraft", "foodx"])
 def test_paper_tasks_confirm_the_front(task):
-    assert spec.load(task).confirm == {"top": 4, "seeds": 3, "race": True}
+    assert spec.load(task).confirm == {"top": 4, "seeds": 3, "race": True, "futility": 0.15}
 
 
 @pytest.mark.parametrize(("text", "field"), [
@@ -235,6 +235,9 @@ def test_paper_tasks_confirm_the_front(task):
     ("confirm:\n  seeds: two\n", "confirm.seeds"),
     ("confirm:\n  seeds: true\n", "confirm.seeds"),
     ("confirm:\n  trials: 2\n", "confirm.trials"),
+    ("confirm:\n  futility: 1\n", "confirm.futility"),
+    ("confirm:\n  futility: -0.1\n", "confirm.futility"),
+    ("confirm:\n  futility: yes\n", "confirm.futility"),
 ])
 def test_bad_confirm_block_names_the_field(tmp_path, text, field):
     path = tmp_path / "bad.yaml"
@@ -248,6 +251,8 @@ def test_confirm_block_may_be_partial_or_null(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("task: demo\nconfirm:\n  seeds: 5\n")
     assert spec.load(path).confirm == {"seeds": 5}
+    path.write_text("task: demo\nconfirm:\n  futility: 0\n")  # an int 0: no curtailment
+    assert spec.load(path).confirm == {"futility": 0}
     path.write_text("task: demo\nconfirm: null\n")
     assert spec.load(path).confirm is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from fgmodel.stats import t_quantile
@@ -192,3 +193,16 @@ def test_pooled_noise_only_block_enters_the_variance_not_the_means():
     diff = fit.difference(1, 2)
     assert diff.mean == pytest.approx(0.10) and diff.se == pytest.approx(fit.sd * math.sqrt(2)) and diff.n == 1
     assert sorted(fit.index) == [0, 1, 2]
+
+
+def test_picks_many_is_picks_on_every_draw():
+    # rounded to 1/20 and on 3 GFLOPs levels, many draws tie in top-1 or cost: the tie-breaks must agree too
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(1, 8))
+        gflops, numbers = rng.choice([0.1, 0.2, 0.25, 0.3], size=n), rng.permutation(20)[:n]
+        top1 = np.round(rng.uniform(0.4, 0.6, size=(4, n)) * 20) / 20
+        many = stats.picks_many(top1, gflops, numbers)
+        for d in range(4):
+            one = stats.picks([stats.Point(int(numbers[i]), float(top1[d, i]), float(gflops[i])) for i in range(n)])
+            assert {how: int(numbers[column[d]]) for how, column in many.items()} == one
