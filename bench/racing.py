@@ -4,6 +4,7 @@
     python bench/racing.py --study studies/demo       # the noise of another confirmation's records
     python bench/racing.py --draws 500 --seeds 3 --scales 1
     python bench/racing.py --replay 30                # then the confirmations of 30 replayed searches (minutes)
+    python bench/racing.py --seeds 3 --futility 0.15 --replay 30 --replay-from 30 --replay-scales demo,paper-w8
 
 What it is. A replay of `search.racing.race` and the picks of `search.confirmed` on
 simulated confirmations. A noise model is fitted to a real confirm study's records (the
@@ -17,19 +18,22 @@ image). The fixed design picks (max-acc, knee) on the means of all of them; the 
 consumes a prefix of the same runs (each candidate's seeds in order, as long as it
 races) and picks on the means of what it consumed. Per setting it prints how often both
 pick the same config (a Wilson 95 % interval) and the race's runs over the fixed
-design's (mean, t 95 % interval over the draws). Both rules are replayed: ``dominated``
-(the default: a candidate stops when one no costlier is clearly ahead) and ``leader``
-(single-objective F-Race: anything clearly below the leader stops, the cheap end too),
-each without and with the search's own runs in the race's noise estimate (``--own``: off,
-or their selection bias: the own run of a candidate, not of the baseline, carries
-|N(0, bias x the seed noise)| more).
+design's (mean, t 95 % interval over the draws). The rules replayed: ``dominated`` (a
+candidate stops when one no costlier is clearly ahead), ``leader`` (single-objective
+F-Race: anything clearly below the leader stops, the cheap end too) and ``curt F`` (the
+default: dominated, and curtailed at each ``--futility`` F: a candidate stops when the
+fixed design would pick it with a chance under F, the race ends when it would pick what
+the race picks with a chance over 1 - F), each without and with the search's own runs in
+the race's noise estimate (``--own``: off, or their selection bias: the own run of a
+candidate, not of the baseline, carries |N(0, bias x the seed noise)| more).
 
-``--replay N`` then races on real searches' candidates: N searches of the paper-w8 scale
-(the default design) replayed on `bench/replay.py`'s table of real learning curves, each
-confirmation's candidates (`search.confirmed.choose_candidates`) with the table's mean
-as their true top-1 and the table's pooled seed noise; each search's own runs are the
-table's runs it observed, so their selection is the search's own. Per rule it prints the
-same-pick rate, the true top-1 of both designs' max-acc picks, and the race's runs.
+``--replay N`` then races on real searches' candidates: N searches (seeds from
+``--replay-from``) of the paper-w8 scale (``--replay-scales``; the default design)
+replayed on `bench/replay.py`'s table of real learning curves, each confirmation's
+candidates (`search.confirmed.choose_candidates`) with the table's mean as their true
+top-1 and the table's pooled seed noise; each search's own runs are the table's runs it
+observed, so their selection is the search's own. Per rule it prints the same-pick
+rate, the true top-1 of both designs' max-acc picks, and the race's runs.
 
 What it is not. No training runs here: every number after the noise model's fit comes
 from the model, not from a search. It assumes normal noise, one seed noise for every
@@ -142,11 +146,25 @@ def picks(model: Model, runs: dict[int, dict[int, float]]) -> dict[str, int]:
     return stats.picks([stats.Point(n, statistics.fmean(r.values()), gflops[n]) for n, r in runs.items() if r])
 
 
-def replay(model: Model, runs: dict[int, dict[int, float]], seeds: int, by_cost: bool,
+@dataclass(frozen=True)
+class Rule:
+    """A race's stopping rule: a candidate stops when one no costlier is clearly ahead (``by_cost``) or when
+    anything is; and, curtailed, when it would change the fixed design's picks with a chance under ``futility``."""
+
+    name: str
+    by_cost: bool
+    futility: float = 0.0
+
+
+def rules(futilities: Sequence[float]) -> list[Rule]:
+    return [Rule("dominated", True), Rule("leader", False), *(Rule(f"curt {f:.0%}", True, f) for f in futilities)]
+
+
+def replay(model: Model, runs: dict[int, dict[int, float]], seeds: int, rule: Rule,
            own: dict[int, float] | None = None) -> tuple[dict, dict, int]:
     """(fixed picks, race picks, runs the race consumed) on one confirmation's runs."""
-    state = racing.race(model.entrants, list(range(1, seeds + 1)), runs, {}, step=model.step, by_cost=by_cost,
-                        own=own)
+    state = racing.race(model.entrants, list(range(1, seeds + 1)), runs, {}, step=model.step, by_cost=rule.by_cost,
+                        own=own, futility=rule.futility)
     consumed: dict[int, dict[int, float]] = {e.number: {} for e in model.entrants}
     for r in state.rounds:
         for n in r.ran:
@@ -180,24 +198,26 @@ def replay_model(noise: Model, candidates: Sequence[Any]) -> tuple[Model, dict[i
     return model, own
 
 
-def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers: int) -> None:
-    """Race against the fixed design on the confirmations of ``searches`` replayed paper-scale searches."""
+def replay_table(searches: range, draws: int, seed_counts: Sequence[int], workers: int, chosen: Sequence[Rule],
+                 scale: str) -> None:
+    """Race against the fixed design on the confirmations of the replayed searches of these seeds at ``scale``."""
     import replay as replay_bench
 
     table = replay_bench.Table(replay_bench.curves.DEFAULT_OUT)
     replay_bench._TABLE = table
     replay_bench.warm_flops(table)
     noise = table_noise(table)
-    spec = table.spec.replace(**replay_bench.SCALES["paper-w8"])
-    outcomes = replay_bench.run_many(table, spec, "default", range(searches), workers)
+    spec = table.spec.replace(**replay_bench.SCALES[scale])
+    outcomes = replay_bench.run_many(table, spec, "default", searches, workers)
     confirmations = [replay_model(noise, o.candidates) for o in outcomes]
     sizes = [len(o.candidates) for o in outcomes]
     fmt = replay_bench.fmt
     for seeds in seed_counts:
         print(f"\nthe replay table: {len(table.configs)} configs x {table.seeds} seeds, seed noise sd "
               f"{100 * noise.sd:.2f} pp (pooled, {len(noise.entrants)} configs), seed effects sd "
-              f"{100 * noise.seed_sd:.2f} pp, one image {100 * noise.step:.2f} pp; {searches} replayed searches "
-              f"(paper-w8, the default design), {min(sizes)}-{max(sizes)} candidates each, {draws} confirmations "
+              f"{100 * noise.seed_sd:.2f} pp, one image {100 * noise.step:.2f} pp; {len(searches)} replayed searches "
+              f"(seeds {searches.start}-{searches.stop - 1}, "
+              f"{scale}, the default design), {min(sizes)}-{max(sizes)} candidates each, {draws} confirmations "
               f"each, at most {seeds} seeds")
         print(f"the picks' true top-1 (table means; mean and t 95% over the searches): the single run's max-acc "
               f"{fmt([o.max_acc for o in outcomes])}, the candidates' exact means' "
@@ -208,7 +228,7 @@ def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers:
         print(f"{'rule':9s} {'own':>4s}  {'same max-acc':>20s}  {'fixed':>14s}  {'race':>14s}  {'same knee':>20s}  "
               f"{'runs':>14s}")
         rng = np.random.default_rng(0)
-        for rule, with_own in itertools.product(("dominated", "leader"), (False, True)):
+        for rule, with_own in itertools.product(chosen, (False, True)):
             same = {"max-acc": 0, "knee": 0}
             fixed_true, race_true, ratios = [], [], []
             for model, own in confirmations:
@@ -216,7 +236,7 @@ def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers:
                 fixed_acc, race_acc, used = [], [], 0
                 for _ in range(draws):
                     runs, _ = draw(model, rng, seeds, 1.0)
-                    fixed, raced, n = replay(model, runs, seeds, rule == "dominated", own if with_own else None)
+                    fixed, raced, n = replay(model, runs, seeds, rule, own if with_own else None)
                     for how in same:
                         same[how] += abs(true[fixed[how]] - true[raced[how]]) < 1e-9
                     fixed_acc.append(true[fixed["max-acc"]])
@@ -226,7 +246,7 @@ def replay_table(searches: int, draws: int, seed_counts: Sequence[int], workers:
                 race_true.append(statistics.fmean(race_acc))
                 ratios.append(used / (draws * seeds * len(model.entrants)))
             total = draws * len(confirmations)
-            print(f"{rule:9s} {'on' if with_own else 'off':>4s}  {same_cell(same['max-acc'], total):>20s}  "
+            print(f"{rule.name:9s} {'on' if with_own else 'off':>4s}  {same_cell(same['max-acc'], total):>20s}  "
                   f"{fmt(fixed_true):>14s}  {fmt(race_true):>14s}  {same_cell(same['knee'], total):>20s}  "
                   f"{fmt(ratios, digits=1):>14s}")
 
@@ -250,12 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5], help="the most seeds (default: 3 5)")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="gaps below the best, times the recorded ones (default: 0.5 1 2)")
+    parser.add_argument("--futility", type=float, nargs="+", default=[racing.FUTILITY],
+                        help=f"curtailed races at these futilities (default: search.racing's, {racing.FUTILITY})")
     parser.add_argument("--own", nargs="+", default=["off", "0", "1", "2"],
                         help="the search's own runs in the race's noise estimate: off, or their selection bias in "
                              "seed-noise sds (default: off 0 1 2)")
     parser.add_argument("--replay", type=int, default=0, metavar="SEARCHES",
                         help="then race on the confirmations of this many replayed paper-scale searches "
                              "(bench/replay.py)")
+    parser.add_argument("--replay-scales", default="paper-w8",
+                        help="bench/replay.py's scales of those searches, comma-separated (default: paper-w8; "
+                             "demo: the demo spec's 12 trials and its confirmation of the front's best)")
+    parser.add_argument("--replay-from", type=int, default=0, metavar="SEED",
+                        help="the first replayed search's seed (default: 0; 30 with --replay 30: 30 others)")
     parser.add_argument("--replay-draws", type=int, default=200,
                         help="confirmations per replayed search (default: 200)")
     parser.add_argument("--workers", type=int, default=2, help="processes for the replayed searches (default: 2)")
@@ -269,34 +296,36 @@ def main(argv: list[str] | None = None) -> int:
               f"mean {100 * m:6.2f}% +- {100 * se:.2f}")
     recorded = {e.number: dict(r) for e, r in zip(model.entrants, model.runs)}
     seeds = min(len(r) for r in recorded.values())
-    for rule in ("dominated", "leader"):
-        fixed, raced, used = replay(model, recorded, seeds, rule == "dominated")
-        print(f"  its own records replayed ({rule}, at most {seeds} seeds): the fixed design picks {fixed}, the race "
-              f"{raced}, with {used} of {seeds * len(model.entrants)} runs")
+    chosen = rules(args.futility)
+    for rule in chosen:
+        fixed, raced, used = replay(model, recorded, seeds, rule)
+        print(f"  its own records replayed ({rule.name}, at most {seeds} seeds): the fixed design picks {fixed}, "
+              f"the race {raced}, with {used} of {seeds * len(model.entrants)} runs")
     print(f"\n{args.draws} simulated confirmations per row; same: the race picks what the fixed design picks "
           f"(Wilson 95%); runs: the race's over the fixed design's (mean, t 95%)")
     print(f"{'rule':9s} {'seeds':>5s} {'scale':>5s} {'own':>4s}  {'same max-acc':>20s}  {'same knee':>20s}  "
           f"{'runs':>18s}")
     rng = np.random.default_rng(0)
-    for rule in ("dominated", "leader"):
+    for rule in chosen:
         for seeds in args.seeds:
             for scale, own_setting in itertools.product(args.scales, args.own):
                 same = {"max-acc": 0, "knee": 0}
                 ratios = []
                 for _ in range(args.draws):
                     runs, own = draw(model, rng, seeds, scale, 0.0 if own_setting == "off" else float(own_setting))
-                    fixed, raced, used = replay(model, runs, seeds, rule == "dominated",
-                                                None if own_setting == "off" else own)
+                    fixed, raced, used = replay(model, runs, seeds, rule, None if own_setting == "off" else own)
                     for how in same:
                         same[how] += fixed[how] == raced[how]
                     ratios.append(used / (seeds * len(model.entrants)))
                 cells = [same_cell(same[how], args.draws) for how in ("max-acc", "knee")]
                 mean = statistics.fmean(ratios)
                 half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios))
-                print(f"{rule:9s} {seeds:5d} {scale:5.2f} {own_setting:>4s}  {cells[0]:>20s}  {cells[1]:>20s}  "
+                print(f"{rule.name:9s} {seeds:5d} {scale:5.2f} {own_setting:>4s}  {cells[0]:>20s}  {cells[1]:>20s}  "
                       f"{mean:5.1%} [{mean - half:5.1%}, {mean + half:5.1%}]")
     if args.replay:
-        replay_table(args.replay, args.replay_draws, args.seeds, args.workers)
+        for scale in args.replay_scales.split(","):
+            replay_table(range(args.replay_from, args.replay_from + args.replay), args.replay_draws, args.seeds,
+                         args.workers, chosen, scale)
     return 0
 
 
