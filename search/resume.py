@@ -232,14 +232,21 @@ def recover_interrupted(study: DriverStudy, failed: list[int]) -> None:
 
 
 def requeue(study: optuna.Study, numbers: list[int]) -> None:
-    """Queue the configs of trials the driver cut short, so a resumed search runs them again."""
+    """Queue the configs of trials the driver cut short, so a resumed search runs them again.
+
+    A queued trial (a paper row, a retry) keeps its whole queued config: a driver killed
+    while the searcher set its params one by one leaves only some of them on the record,
+    and the rest would be drawn anew under the paper row's name. Optuna keeps the queued
+    params in ``system_attrs["fixed_params"]`` (as its own ``enqueue_trial`` reads them).
+    """
     for number in numbers:
         frozen = study.trials[number]
-        if frozen.params:
+        params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+        if params:
             queued = {attrs.RETRY_OF: number}
             if attrs.PAPER_ROW in frozen.user_attrs:
                 queued[attrs.PAPER_ROW] = frozen.user_attrs[attrs.PAPER_ROW]
-            study.enqueue_trial(frozen.params, user_attrs=queued)
+            study.enqueue_trial(params, user_attrs=queued)
 
 
 def reopen(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:

@@ -32,6 +32,20 @@ def test_recover_left_over_fails_running_trials_with_a_reason_and_requeues_them(
     assert study.ask().suggest_float("x", 0.0, 1.0) == 0.5  # the failed trial's config, asked again
 
 
+def test_a_paper_row_killed_while_its_params_were_set_is_queued_whole():
+    # a clean-clone CI run killed the driver between two of a paper row's suggest calls: its retry had
+    # the first params and drew the rest (a random lr, SCRA) under the paper row's name
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.enqueue_trial({"x": 0.5, "y": 0.25}, user_attrs={attrs.PAPER_ROW: "+ L2SP"})
+    cut = study.ask()
+    cut.suggest_float("x", 0.0, 1.0)  # the kill lands here: y is never set
+
+    assert resume.recover_left_over(study, attrs.DRIVER_DIED) == [0]
+    again = study.ask()
+    assert again.user_attrs == {attrs.RETRY_OF: 0, attrs.PAPER_ROW: "+ L2SP"}
+    assert (again.suggest_float("x", 0.0, 1.0), again.suggest_float("y", 0.0, 1.0)) == (0.5, 0.25)
+
+
 def test_recover_interrupted_queues_the_failed_and_the_asked_but_not_handed_to_ray(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="s", storage=url, directions=DIRECTIONS)
