@@ -15,12 +15,14 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
 from timm.utils import accuracy
 from torch import nn
+
+from fgmodel.stats import pack_hits
 
 
 class NonFiniteLoss(RuntimeError):
@@ -175,27 +177,34 @@ def _layout(images: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+class Evaluation(NamedTuple):
+    top1: float
+    topk: float
+    hits: str  # per image, whether its top-1 is right, in the loader's order (`fgmodel.stats.pack_hits`)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, k: int = 5, *, prepare: Prepare | None = None,
-             pad_to: int | None = None) -> tuple[float, float]:
-    """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches.
+             pad_to: int | None = None) -> Evaluation:
+    """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches, and the top-1 hits.
 
-    `timm.utils.accuracy` gives each batch's percentages (k clipped to the class count); they
-    are summed as hit counts on the device, so batches of any size weigh by their images and
-    the result is read back once. `prepare` as in `TrainStep`; `pad_to`: see `pad_batch`.
+    Each image's top-1 hit stays on the device until the end (a confirmation compares
+    configs image by image); `timm.utils.accuracy` gives each batch's top-k percentage (k
+    clipped to the class count), summed as a hit count, so batches of any size weigh by
+    their images and everything is read back once. `prepare` as in `TrainStep`; `pad_to`:
+    see `pad_batch`.
     """
     model.eval()
-    hits = torch.zeros(2, dtype=torch.float64, device=device)
-    total = 0
+    topk_hits = torch.zeros((), dtype=torch.float64, device=device)
+    per_image: list[torch.Tensor] = []
     for images, labels, *_ in loader:
         images, labels = to_device(images, labels, device)
         images = _prepare(images, prepare)
         with autocast(device):
-            logits = model(pad_batch(images, pad_to))[: len(labels)]
-        top1, topk = accuracy(logits.float(), labels, topk=(1, k))
-        hits += torch.stack([top1, topk]).double() * (len(labels) / 100.0)
-        total += len(labels)
-    if total == 0:
+            logits = model(pad_batch(images, pad_to))[: len(labels)].float()
+        per_image.append(logits.topk(1, dim=1).indices[:, 0] == labels)
+        topk_hits += accuracy(logits, labels, topk=(k,))[0].double() * (len(labels) / 100.0)
+    if not per_image:
         raise ValueError("the evaluation set is empty")
-    top1_hits, topk_hits = (round(h) for h in hits.tolist())  # counts, up to float rounding
-    return top1_hits / total, topk_hits / total
+    hits = torch.cat(per_image).cpu().numpy()
+    return Evaluation(int(hits.sum()) / len(hits), round(topk_hits.item()) / len(hits), pack_hits(hits))

@@ -70,6 +70,7 @@ class EpochReport:
     skipped_images: int  # unreadable files replaced by other samples
     # share of `seconds` spent blocked on the train and eval loaders (0 in histories saved before it was measured)
     data_wait: float = 0.0
+    val_hits: str = ""  # per validation image, its top-1 hit (`fgmodel.stats.pack_hits`; "" in older histories)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -268,14 +269,14 @@ def fit(cfg: RunConfig, report: Callable[[EpochReport], bool | None] | None = No
             raise ValueError("the training set is empty")
         train_seconds = time.perf_counter() - epoch_start
         scheduler.step()
-        top1, top5 = evaluate(forward, eval_batches, dev, k=min(5, num_classes), prepare=normalize,
-                              pad_to=pad_eval_to)
+        top1, top5, hits = evaluate(forward, eval_batches, dev, k=min(5, num_classes), prepare=normalize,
+                                    pad_to=pad_eval_to)
         epoch_seconds = time.perf_counter() - epoch_start
         epoch_report = EpochReport(
             epoch=epoch, epochs=epochs, train_loss=loss_sum / seen, val_top1=top1, val_top5=top5,
             l2sp_penalty=penalty_sum.item() / steps, images_per_sec=seen / train_seconds,
             seconds=epoch_seconds, skipped_images=skipped,
-            data_wait=(train_batches.seconds + eval_batches.seconds) / epoch_seconds,
+            data_wait=(train_batches.seconds + eval_batches.seconds) / epoch_seconds, val_hits=hits,
         )
         bar.set_postfix(loss=f"{epoch_report.train_loss:.4f}", data_wait=f"{epoch_report.data_wait:.0%}",
                         **{f"{cfg.data.eval_on}_top1": f"{top1:.2%}"})

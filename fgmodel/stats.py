@@ -13,10 +13,37 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["LEVEL", "Estimate", "mean_se", "t_quantile"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["LEVEL", "Estimate", "mean_se", "pack_hits", "t_quantile", "unpack_hits"]
 
 LEVEL = 0.95  # the two-sided level of every interval the project prints
+
+
+def pack_hits(hits: Sequence[bool]) -> str:
+    """Per-image top-1 hits as ``"<n>:<base64 of the bits>"``: a few hundred bytes for a validation split.
+
+    A confirmation run records it so that candidates can be compared image by image
+    (`search.stats.image_seed_bootstrap`); `unpack_hits` reads it back.
+    """
+    import base64
+
+    import numpy as np
+
+    return f"{len(hits)}:{base64.b64encode(np.packbits(np.asarray(hits, dtype=bool)).tobytes()).decode()}"
+
+
+def unpack_hits(packed: str) -> np.ndarray:
+    """The per-image hits `pack_hits` wrote, as a bool array in the evaluation's image order."""
+    import base64
+
+    import numpy as np
+
+    n, _, bits = packed.partition(":")
+    return np.unpackbits(np.frombuffer(base64.b64decode(bits), dtype=np.uint8), count=int(n)).astype(bool)
 
 
 def t_quantile(level: float, df: float) -> float:

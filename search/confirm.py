@@ -102,7 +102,8 @@ class Recorder:
             self._tell(live, run, TrialState.FAIL, reason=live.non_finite, status=NON_FINITE)
         elif live.full:
             top1 = live.curve[-1]
-            self._tell(live, run, TrialState.COMPLETE, [top1, live.gflops], reason="completed", val_top1=top1)
+            hits = {attrs.VAL_HITS: live.val_hits} if live.val_hits else {}
+            self._tell(live, run, TrialState.COMPLETE, [top1, live.gflops], reason="completed", val_top1=top1, **hits)
         else:
             self._tell(live, run, TrialState.FAIL, reason=f"stopped after {len(live.curve)} of {self.epochs} epochs")
 

@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from fgmodel.stats import unpack_hits
 from search import attrs, budget, pareto, racing, stats
 from search.racing import Race, Run
 from search.trials import gflops_of
@@ -212,6 +214,9 @@ class ConfirmedPoint:
     vs_baseline: stats.Estimate | None  # difference to the baseline: the block design's (`stats.pooled`)
     diverged: tuple[int, ...] = ()  # seeds whose loss diverged: the config is unstable
     stopped: str | None = None  # why the race stopped it, after which round
+    # the difference to the baseline and its image x seed bootstrap interval (`stats.image_seed_bootstrap`),
+    # when the runs recorded their per-image hits
+    vs_baseline_images: tuple[float, float, float] | None = None
 
     @property
     def stable(self) -> bool:
@@ -277,6 +282,16 @@ def confirmed_runs(records: Sequence[FrozenTrial]) -> dict[int, dict[int, float]
     return runs
 
 
+def confirmed_hits(records: Sequence[FrozenTrial]) -> dict[int, dict[int, np.ndarray]]:
+    """Search trial -> {seed: per-image top-1 hits} of the COMPLETE records that have them (as `confirmed_runs`)."""
+    hits: dict[int, dict[int, np.ndarray]] = {}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state == TrialState.COMPLETE and attrs.CONFIRMS in r.user_attrs and r.user_attrs.get(attrs.VAL_HITS):
+            hits.setdefault(int(r.user_attrs[attrs.CONFIRMS]), {}).setdefault(
+                int(r.user_attrs[attrs.SEED]), unpack_hits(r.user_attrs[attrs.VAL_HITS]))
+    return hits
+
+
 def diverged_runs(records: Sequence[FrozenTrial]) -> dict[int, set[int]]:
     """Search trial -> the seeds whose run diverged (a non-finite loss) and never completed."""
     runs = confirmed_runs(records)
@@ -322,6 +337,7 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
     baseline = next((n for n, r in latest.items() if is_baseline(str(r.user_attrs.get(attrs.ROLE, "")))
                      and n in runs and n not in diverged), None)
     fit = stats.pooled({n: seeds for n, seeds in runs.items() if n not in diverged}, step)
+    hits = confirmed_hits(records)
 
     def vs_baseline(n: int) -> stats.Estimate | None:
         if baseline is None:
@@ -342,6 +358,8 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
             vs_baseline=vs_baseline(n),
             diverged=tuple(sorted(diverged.get(n, ()))),
             stopped=f"stopped after round {stop.round}: {stop.reason}" if stop else None,
+            vs_baseline_images=(stats.image_seed_bootstrap(hits.get(n, {}), hits[baseline], design.level)
+                                if baseline is not None and n != baseline and baseline in hits else None),
         )
     judged = {n: p for n, p in points.items() if p.feasible and p.stable and p.runs}
     means = [stats.Point(p.number, p.top1.mean, p.gflops) for p in judged.values()]

@@ -39,6 +39,7 @@ class LiveTrial:
     data_wait: list[float] = field(default_factory=list)  # per epoch, the share spent waiting for the loaders
     error: str | None = None
     non_finite: str | None = None
+    val_hits: str = ""  # the last epoch's per-image top-1 hits: the confirmation records them, the search does not
 
     def record(self, result: Mapping[str, Any]) -> None:
         """Take one report: an error line, a non-finite status, or an epoch (written to the record at once,
@@ -61,6 +62,7 @@ class LiveTrial:
         self.data_wait = self.data_wait[: epoch - 1] + [round(float(result.get("data_wait", 0.0)), 4)]
         self.train_seconds = float(result.get("train_seconds", self.train_seconds))
         self.images_per_sec = float(result.get("images_per_sec", self.images_per_sec))
+        self.val_hits = str(result.get(attrs.VAL_HITS, ""))
         for key, value in {
             attrs.CURVE: self.curve,
             attrs.EPOCHS_RUN: len(self.curve),

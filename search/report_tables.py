@@ -30,11 +30,12 @@ LEAD_COLUMNS = ["number", "state", "kind", "on_front", "val_top1", "val_top1_se"
                 "vs_baseline"]
 # Per trial in trials.csv / pareto.csv: its confirmation (NaN / empty when it has none).
 CONFIRM_COLUMNS = ["confirm_seeds", "mean_top1", "mean_top1_se", "mean_top1_ci", "diff_vs_baseline",
-                   "diff_vs_baseline_se", "diff_vs_baseline_ci", "on_mean_front", "diverged_seeds", "race_stop"]
+                   "diff_vs_baseline_se", "diff_vs_baseline_ci", "diff_vs_baseline_images_low",
+                   "diff_vs_baseline_images_high", "on_mean_front", "diverged_seeds", "race_stop"]
 TABLE_COLUMNS = ["trial", "val_top1", "se", "gflops", "vs_baseline", "pick", "paper_row", "scra_stages",
                  "scra_kernel", "dropout", "l2sp_lambda", "lr"]
-CONFIRMED_COLUMNS = ["trial", "role", "seeds", "mean_top1", "ci", "vs_baseline_pp", "ci_pp", "gflops",
-                     "on_front", "pick", "status", "paper_row"]
+CONFIRMED_COLUMNS = ["trial", "role", "seeds", "mean_top1", "ci", "vs_baseline_pp", "ci_pp", "images_ci_pp",
+                     "gflops", "on_front", "pick", "status", "paper_row"]
 
 
 def best_curve(trial: FrozenTrial) -> float:
@@ -102,6 +103,9 @@ def _confirm_columns(numbers: Sequence[int], confirmed: Confirmed | None) -> pd.
     def diff(n: int) -> stats.Estimate | None:
         return points[n].vs_baseline if n in points else None
 
+    def by_images(n: int) -> tuple[float, float, float] | None:
+        return points[n].vs_baseline_images if n in points else None
+
     return pd.DataFrame({
         "confirm_seeds": [points[n].top1.n if n in points else 0 for n in numbers],
         "mean_top1": [points[n].top1.mean if n in points else nan for n in numbers],
@@ -110,6 +114,8 @@ def _confirm_columns(numbers: Sequence[int], confirmed: Confirmed | None) -> pd.
         "diff_vs_baseline": [d.mean if (d := diff(n)) else nan for n in numbers],
         "diff_vs_baseline_se": [d.se if (d := diff(n)) else nan for n in numbers],
         "diff_vs_baseline_ci": [d.halfwidth(level) if (d := diff(n)) else nan for n in numbers],
+        "diff_vs_baseline_images_low": [b[1] if (b := by_images(n)) else nan for n in numbers],
+        "diff_vs_baseline_images_high": [b[2] if (b := by_images(n)) else nan for n in numbers],
         "on_mean_front": [n in front for n in numbers],
         "diverged_seeds": [" ".join(map(str, points[n].diverged)) if n in points else "" for n in numbers],
         "race_stop": [(points[n].stopped or "") if n in points else "" for n in numbers],
@@ -198,6 +204,7 @@ def confirmed_table(confirmed: Confirmed) -> pd.DataFrame:
             "ci": p.top1.halfwidth(level),
             "vs_baseline_pp": 100 * d.mean if d and d.n else math.nan,
             "ci_pp": 100 * d.halfwidth(level) if d and d.n else math.nan,
+            "images_ci_pp": f"[{100 * b[1]:+.2f}, {100 * b[2]:+.2f}]" if (b := p.vs_baseline_images) else "",
             "gflops": p.gflops,
             "on_front": p.number in confirmed.front,
             "pick": labels.get(p.number, ""),
@@ -209,11 +216,15 @@ def confirmed_table(confirmed: Confirmed) -> pd.DataFrame:
 
 def caveats(confirmed: Confirmed) -> str:
     """What the intervals do not cover, and how the comparisons are corrected."""
+    images = any(p.vs_baseline_images for p in confirmed.points.values())
+    by_images = (f" images_ci_pp: the difference's {confirmed.design.level:.0%} interval from a paired bootstrap "
+                 f"over the validation images and the seeds, which adds the noise of which images the split holds "
+                 f"(coarse with few seeds; the verdict uses the t-intervals)." if images else "")
     return (f"Intervals: {confirmed.design.level:.0%} Student-t, a mean's over its own seeds (n - 1 degrees of "
             f"freedom), a difference's over the seed noise pooled across the configs (configs x seeds, a block "
-            f"design); no standard error is taken below one image's rounding. The comparisons with the baseline, "
-            f"and with the leader, are Holm-corrected over the candidates compared. The validation split that "
-            f"confirms also selected these candidates, so a winner's curse remains in the means: only final "
+            f"design); no standard error is taken below one image's rounding.{by_images} The comparisons with the "
+            f"baseline, and with the leader, are Holm-corrected over the candidates compared. The validation split "
+            f"that confirms also selected these candidates, so a winner's curse remains in the means: only final "
             f"training's test top-1 is free of it.")
 
 
@@ -251,6 +262,8 @@ def _format_confirmed(confirmed: Confirmed) -> str:
     shown["ci"] = shown["ci"].map(lambda v: "" if pd.isna(v) else f"+-{v:.2%}")
     shown["vs_baseline_pp"] = shown["vs_baseline_pp"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}")
     shown["ci_pp"] = shown["ci_pp"].map(lambda v: "" if pd.isna(v) else f"+-{v:.2f}")
+    if not shown["images_ci_pp"].any():  # runs recorded before their per-image hits were
+        shown = shown.drop(columns=["images_ci_pp"])
     shown["gflops"] = shown["gflops"].map("{:.5g}".format)
     shown["on_front"] = shown["on_front"].map({True: "yes", False: ""})
     level = f"{confirmed.design.level:.0%}"

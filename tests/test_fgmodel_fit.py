@@ -21,6 +21,7 @@ from fgmodel._train_step import NonFiniteLoss, Normalize, TrainStep, evaluate, p
 from fgmodel.checkpoint import CheckpointError
 from fgmodel.config import DataConfig, RunConfig, to_dict
 from fgmodel.fit import EpochReport, fit, use_compile
+from fgmodel.stats import unpack_hits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,8 +157,10 @@ def test_evaluate_weighs_batches_by_their_images_and_clips_k_to_the_class_count(
         (torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.2, 0.7], [0.3, 0.6, 0.1]]), torch.tensor([0, 0, 0]), 0),
     ]
     cpu = torch.device("cpu")
-    assert evaluate(nn.Identity(), batches, cpu, k=2) == (3 / 7, 5 / 7)  # not the batch mean (2/4 + 1/3) / 2
-    assert evaluate(nn.Identity(), batches, cpu, k=5) == (3 / 7, 1.0)  # k = min(5, 3): every label in the top 3
+    top1, top2, hits = evaluate(nn.Identity(), batches, cpu, k=2)
+    assert (top1, top2) == (3 / 7, 5 / 7)  # not the batch mean (2/4 + 1/3) / 2
+    assert unpack_hits(hits).tolist() == [True, False, True, False, True, False, False]  # image by image, in order
+    assert evaluate(nn.Identity(), batches, cpu, k=5)[:2] == (3 / 7, 1.0)  # k = min(5, 3): every label in the top 3
     with pytest.raises(ValueError, match="evaluation set is empty"):
         evaluate(nn.Identity(), [], cpu)
 
@@ -273,8 +276,13 @@ def test_fit_learns_and_reports_every_field(demo_root: Path):
     assert all(0.0 < r.data_wait < 1.0 for r in reports) and "data_wait" in reports[0].to_dict()
     from fgmodel.data import task_splits
 
-    trained = len(task_splits(cfg)[0]) // 32 * 32  # full batches only: the short last one is dropped
+    train_set, val_set = task_splits(cfg)[:2]
+    trained = len(train_set) // 32 * 32  # full batches only: the short last one is dropped
     assert reports[0].seconds * reports[0].images_per_sec > trained  # seconds include evaluation
+    for r in reports:  # every validation image's top-1 hit, adding up to the epoch's top-1
+        hits = unpack_hits(r.val_hits)
+        assert len(hits) == len(val_set) and hits.sum() / len(hits) == r.val_top1
+    assert reports[0].val_hits != reports[-1].val_hits
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ import pytest
 from optuna.trial import TrialState
 from processes import sigkill_driver_when, start_module
 
+from fgmodel.stats import unpack_hits
 from search import pareto, report, run, spec
 from search.confirmed import choose_candidates, is_baseline
 
@@ -67,6 +68,8 @@ def test_search_then_confirm_records_every_run(confirmed):
         assert t.user_attrs["config"]["optim"]["seed"] == t.user_attrs["seed"]
         assert t.user_attrs["config"]["data"]["split_seed"] == s.seed  # the search's own validation split
         assert t.values[1] == study.trials[t.user_attrs["confirms"]].user_attrs["gflops"]
+        hits = unpack_hits(t.user_attrs["val_hits"])  # the last epoch's, image by image
+        assert len(hits) == study.user_attrs["val_images"] and hits.sum() / len(hits) == t.values[0]
     assert study.user_attrs["val_images"] == 80  # the small demo set: 20 classes x 4 of 16 train images (0.25)
     printed = "\n".join(lines).splitlines()
     assert any(line.startswith("Confirmed, ") for line in printed)  # finish printed the confirmed table

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import optuna
 import pytest
 from hand_made import BASELINE, BUDGET, PAPER_ATTRS, paper_study, ran, search_study
 from optuna.trial import TrialState
 
-from search import confirm, confirmed, spec
+from fgmodel.stats import pack_hits
+from search import confirm, confirmed, report_tables, spec
 from search.confirmed import Run
 from search.studydir import default_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 TOP1 = {5: {1: 0.50, 2: 0.52, 3: 0.51}, 4: {1: 0.60, 2: 0.61, 3: 0.62}, 0: {1: 0.55, 2: 0.555, 3: 0.56}}
+VAL_IMAGES = PAPER_ATTRS["val_images"]
 SPEC = spec.load("demo").replace(epochs=1, confirm={"top": 2, "seeds": 3, "race": True})
 
 
@@ -47,8 +50,10 @@ class FakeRay:
                 recorder.result(key, {"error": "RuntimeError: boom"})
                 recorder.complete(key, errored=True)
                 continue
+            top1 = self.top1[r.confirms][r.seed]
+            hits = pack_hits(np.arange(VAL_IMAGES) < round(top1 * VAL_IMAGES))  # the first images right
             for epoch in range(1, recorder.epochs + 1):  # the last epoch's top-1 is the run's
-                recorder.result(key, {"epoch": epoch, "val_top1": self.top1[r.confirms][r.seed]})
+                recorder.result(key, {"epoch": epoch, "val_top1": top1, "val_hits": hits})
             recorder.complete(key)
 
 
@@ -85,6 +90,12 @@ def test_rounds_stop_the_dominated_candidate_and_curtailment_ends_the_race(tmp_p
                                 "Stopped: trial 5")
     got = confirmed.summarize(study, outcome.confirm)  # what the report and the export recompute
     assert got.picks == {"max-acc": 4, "knee": 4} and got.points[5].runs == {1: 0.50, 2: 0.52} and not got.missing
+    # the runs' per-image hits: 4 - baseline over seeds 1, 2 is +5.25 pp, its images' bootstrap interval above 0
+    mean, low, high = got.points[4].vs_baseline_images
+    assert mean == pytest.approx(0.0525) and 0 < low < mean < high and got.points[0].vs_baseline_images is None
+    table = report_tables.confirmed_table(got).set_index("trial")
+    assert table.loc[4, "images_ci_pp"] == f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+    assert "paired bootstrap over the validation images and the seeds" in report_tables.caveats(got)
 
 
 def test_without_curtailment_the_finalists_run_every_seed(tmp_path, monkeypatch):

@@ -27,8 +27,9 @@ def test_epochs_are_written_on_the_record_as_they_come(live):
     assert _attrs(live) == {"curve": [0.3], "epochs_run": 1, "train_seconds": 2.0, "images_per_sec": 50.0,
                             "data_wait": [0.25], "node_id": "n1"}
     assert not live.full
-    live.record({"epoch": 2, "val_top1": 0.5, "train_seconds": 4.0})
+    live.record({"epoch": 2, "val_top1": 0.5, "train_seconds": 4.0, "val_hits": "2:gA=="})
     assert live.full and live.curve == [0.3, 0.5] and live.images_per_sec == 50.0 and live.data_wait == [0.25, 0.0]
+    assert live.val_hits == "2:gA==" and "val_hits" not in _attrs(live)  # held for the confirmation to record
     assert live.failure(errored=False) is None
 
 

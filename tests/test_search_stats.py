@@ -195,6 +195,23 @@ def test_pooled_noise_only_block_enters_the_variance_not_the_means():
     assert sorted(fit.index) == [0, 1, 2]
 
 
+def test_image_seed_bootstrap_resamples_the_images_and_the_seeds():
+    same = {1: np.arange(100) % 2 == 0, 2: np.arange(100) % 3 == 0}
+    assert stats.image_seed_bootstrap(same, same) == (0.0, 0.0, 0.0)
+    # a is right where b is wrong on 10 of 100 images, on both seeds: the images alone move the difference, a
+    # binomial count of those 10 in 100 resampled images: 0.10 +- 1.96 x 0.03
+    b = {s: np.zeros(100, dtype=bool) for s in (1, 2)}
+    a = {s: np.arange(100) < 10 for s in (1, 2)}
+    mean, low, high = stats.image_seed_bootstrap(a, b)
+    assert mean == 0.10 and abs(low - 0.041) < 0.012 and abs(high - 0.159) < 0.012
+    # seed 2 reverses it on other images: the seeds' resampling spreads the interval across zero
+    a[2], b[2] = np.zeros(100, dtype=bool), (np.arange(100) >= 90)
+    mean, low, high = stats.image_seed_bootstrap(a, b)
+    assert mean == 0.0 and low < -0.05 and high > 0.05
+    assert stats.image_seed_bootstrap(a, {3: b[2]}) is None  # no shared seed
+    assert stats.image_seed_bootstrap(a, {1: np.zeros(99, dtype=bool)}) is None  # not the same split
+
+
 def test_picks_many_is_picks_on_every_draw():
     # rounded to 1/20 and on 3 GFLOPs levels, many draws tie in top-1 or cost: the tie-breaks must agree too
     rng = np.random.default_rng(1)
