@@ -19,7 +19,6 @@ from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
-from timm.utils import accuracy
 from torch import nn
 
 from fgmodel.stats import pack_hits
@@ -188,23 +187,24 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, k: int = 
              pad_to: int | None = None) -> Evaluation:
     """Top-1 and top-k accuracy (fractions) over a loader of (images, labels, ...) batches, and the top-1 hits.
 
-    Each image's top-1 hit stays on the device until the end (a confirmation compares
-    configs image by image); `timm.utils.accuracy` gives each batch's top-k percentage (k
-    clipped to the class count), summed as a hit count, so batches of any size weigh by
-    their images and everything is read back once. `prepare` as in `TrainStep`; `pad_to`:
-    see `pad_batch`.
+    One top-k per batch (k clipped to the class count, as `timm.utils.accuracy` does) gives
+    both: an image's top-1 hit is its first column, its top-k hit any column. The hits stay
+    on the device until the end (a confirmation compares configs image by image), so
+    batches of any size weigh by their images and everything is read back once. `prepare`
+    as in `TrainStep`; `pad_to`: see `pad_batch`.
     """
     model.eval()
-    topk_hits = torch.zeros((), dtype=torch.float64, device=device)
-    per_image: list[torch.Tensor] = []
+    top1_hits: list[torch.Tensor] = []
+    topk_hits: list[torch.Tensor] = []
     for images, labels, *_ in loader:
         images, labels = to_device(images, labels, device)
         images = _prepare(images, prepare)
         with autocast(device):
             logits = model(pad_batch(images, pad_to))[: len(labels)].float()
-        per_image.append(logits.topk(1, dim=1).indices[:, 0] == labels)
-        topk_hits += accuracy(logits, labels, topk=(k,))[0].double() * (len(labels) / 100.0)
-    if not per_image:
+        right = logits.topk(min(k, logits.shape[1]), dim=1).indices == labels[:, None]
+        top1_hits.append(right[:, 0])
+        topk_hits.append(right.any(dim=1))
+    if not top1_hits:
         raise ValueError("the evaluation set is empty")
-    hits = torch.cat(per_image).cpu().numpy()
-    return Evaluation(int(hits.sum()) / len(hits), round(topk_hits.item()) / len(hits), pack_hits(hits))
+    hits, topk = torch.cat(top1_hits).cpu().numpy(), int(torch.cat(topk_hits).sum())
+    return Evaluation(int(hits.sum()) / len(hits), topk / len(hits), pack_hits(hits))
