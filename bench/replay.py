@@ -223,6 +223,7 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
     candidates = confirmed.choose_candidates(list(trials.values()), pareto.pareto_front(sim.study),
                                              spec.confirm["top"] if spec.confirm else 0)
     on_means = stats.picks([stats.Point(c.number, true_of(c.number), c.gflops) for c in candidates])
+    own = confirmed.own_runs(list(trials.values()), candidates, full)
     true_points = [(true_of(t.number), float(t.values[1]) / table.limit) for t in complete]
     return Outcome(
         max_acc=true_of(chosen["max-acc"]) if chosen else math.nan,
@@ -234,9 +235,7 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
         train_seconds=sim.train_seconds, epochs=sim.epochs, trials=sim.searcher.counted, anytime=anytime,
         over_budget=sum(1 for t in trials.values() if t.user_attrs.get(attrs.OVER_BUDGET)),
         candidates=tuple(Confirmable(c.number, c.gflops, confirmed.is_baseline(c.role), true_of(c.number),
-                                     float(trials[c.number].values[0])
-                                     if trials[c.number].user_attrs.get(attrs.EPOCHS_RUN) == full else None)
-                         for c in candidates),
+                                     own.get(c.number)) for c in candidates),
     )
 
 

@@ -11,9 +11,9 @@ shown as such and kept out of the front of the means, the picks and the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
@@ -24,6 +24,7 @@ from search import attrs, budget, pareto, racing, stats
 from search.racing import Race, Run
 from search.trials import gflops_of
 
+T = TypeVar("T")
 DEFAULT_TOP, DEFAULT_SEEDS = 4, 3  # the confirm block's defaults (a key left out)
 BASELINE_ROW = "baseline"  # the paper_row label of Table 1's first row
 BASELINE_ROLE = "baseline"  # the role of the trial every paired difference is taken to
@@ -272,24 +273,23 @@ class Confirmed:
                 f"({len(self.missing)} to train{' in the current round' if self.design.race else ''})")
 
 
-def confirmed_runs(records: Sequence[FrozenTrial]) -> dict[int, dict[int, float]]:
-    """Search trial -> {seed: validation top-1} of the COMPLETE records (the first, should a pair have two)."""
-    runs: dict[int, dict[int, float]] = {}
+def _of_complete(records: Sequence[FrozenTrial], value: Callable[[FrozenTrial], T | None]) -> dict[int, dict[int, T]]:
+    """Search trial -> {seed: ``value`` of its COMPLETE record} (the first, should a pair have two; None: left out)."""
+    out: dict[int, dict[int, T]] = {}
     for r in sorted(records, key=lambda r: r.number):
-        if r.state == TrialState.COMPLETE and attrs.CONFIRMS in r.user_attrs:
-            runs.setdefault(int(r.user_attrs[attrs.CONFIRMS]), {}).setdefault(int(r.user_attrs[attrs.SEED]),
-                                                                                float(r.values[0]))
-    return runs
+        if r.state == TrialState.COMPLETE and attrs.CONFIRMS in r.user_attrs and (v := value(r)) is not None:
+            out.setdefault(int(r.user_attrs[attrs.CONFIRMS]), {}).setdefault(int(r.user_attrs[attrs.SEED]), v)
+    return out
+
+
+def confirmed_runs(records: Sequence[FrozenTrial]) -> dict[int, dict[int, float]]:
+    """Search trial -> {seed: validation top-1} of the COMPLETE records."""
+    return _of_complete(records, lambda r: float(r.values[0]))
 
 
 def confirmed_hits(records: Sequence[FrozenTrial]) -> dict[int, dict[int, np.ndarray]]:
-    """Search trial -> {seed: per-image top-1 hits} of the COMPLETE records that have them (as `confirmed_runs`)."""
-    hits: dict[int, dict[int, np.ndarray]] = {}
-    for r in sorted(records, key=lambda r: r.number):
-        if r.state == TrialState.COMPLETE and attrs.CONFIRMS in r.user_attrs and r.user_attrs.get(attrs.VAL_HITS):
-            hits.setdefault(int(r.user_attrs[attrs.CONFIRMS]), {}).setdefault(
-                int(r.user_attrs[attrs.SEED]), unpack_hits(r.user_attrs[attrs.VAL_HITS]))
-    return hits
+    """Search trial -> {seed: per-image top-1 hits} of the COMPLETE records that recorded them."""
+    return _of_complete(records, lambda r: unpack_hits(h) if (h := r.user_attrs.get(attrs.VAL_HITS)) else None)
 
 
 def diverged_runs(records: Sequence[FrozenTrial]) -> dict[int, set[int]]:
