@@ -60,7 +60,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search import confirmed, racing, stats  # noqa: E402
+from search import confirmed, pareto, racing, stats  # noqa: E402
 from search.racing import Entrant  # noqa: E402
 
 # The recorded demo confirmation: `python -m search.run --task demo --name noise --trials 12
@@ -143,7 +143,7 @@ def draw(model: Model, rng: np.random.Generator, seeds: int, scale: float,
 
 def picks(model: Model, runs: dict[int, dict[int, float]]) -> dict[str, int]:
     gflops = {e.number: e.gflops for e in model.entrants}
-    return stats.picks([stats.Point(n, statistics.fmean(r.values()), gflops[n]) for n, r in runs.items() if r])
+    return pareto.picks([pareto.Point(n, statistics.fmean(r.values()), gflops[n]) for n, r in runs.items() if r])
 
 
 @dataclass(frozen=True)

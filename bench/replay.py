@@ -63,7 +63,7 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from scipy.stats import t as t_dist  # noqa: E402
 
-from search import attrs, budget, confirmed, pareto, preflight, simulate, stats, tuner  # noqa: E402
+from search import attrs, budget, confirmed, pareto, preflight, simulate, tuner  # noqa: E402
 from search import spec as spec_mod  # noqa: E402
 from search import study as study_mod  # noqa: E402
 
@@ -211,7 +211,7 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
         return mapped[number].mean_final()
 
     def picks(done: Sequence[FrozenTrial]) -> dict[str, int]:
-        return stats.picks([stats.Point(t.number, float(t.values[0]), float(t.values[1])) for t in done])
+        return pareto.picks([pareto.Point(t.number, float(t.values[0]), float(t.values[1])) for t in done])
 
     anytime, done = [], []
     for f in sim.finished:
@@ -222,7 +222,7 @@ def replay(table: Table, spec: spec_mod.StudySpec, seed: int, max_train_seconds:
     chosen = picks(complete)
     candidates = confirmed.choose_candidates(list(trials.values()), pareto.pareto_front(sim.study),
                                              spec.confirm["top"] if spec.confirm else 0)
-    on_means = stats.picks([stats.Point(c.number, true_of(c.number), c.gflops) for c in candidates])
+    on_means = pareto.picks([pareto.Point(c.number, true_of(c.number), c.gflops) for c in candidates])
     own = confirmed.own_runs(list(trials.values()), candidates, full)
     true_points = [(true_of(t.number), float(t.values[1]) / table.limit) for t in complete]
     return Outcome(

@@ -75,7 +75,7 @@ def choose_candidates(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial
     for t in _by_accuracy([t for t in complete if t.number not in on_front])[: max(top - len(chosen), 0)]:
         add(t, "next best")
     if front:
-        knee = stats.pick([stats.Point(t.number, _top1(t), gflops_of(t)) for t in front], "knee").number
+        knee = pareto.pick([pareto.Point(t.number, _top1(t), gflops_of(t)) for t in front], "knee").number
         add(next(t for t in front if t.number == knee), "knee")
     baseline = _baseline_trial(trials)
     if baseline is not None:
@@ -362,9 +362,9 @@ def summarize(study: optuna.Study, confirm: optuna.Study | None) -> Confirmed | 
                                 if baseline is not None and n != baseline and baseline in hits else None),
         )
     judged = {n: p for n, p in points.items() if p.feasible and p.stable and p.runs}
-    means = [stats.Point(p.number, p.top1.mean, p.gflops) for p in judged.values()]
+    means = [pareto.Point(p.number, p.top1.mean, p.gflops) for p in judged.values()]
     verdict = stats.verdict({n: p.runs for n, p in judged.items()}, baseline, design.level, step)
     numbers = [c.number for c in candidates]
-    return Confirmed(points, baseline, [p.number for p in stats.front(means)], stats.picks(means),
+    return Confirmed(points, baseline, [p.number for p in pareto.front(means)], pareto.picks(means),
                      verdict + _unstable(list(points.values())), design, numbers, state.rounds, state.todo,
                      racing.trained(numbers, design.seed_list, runs, diverged))

@@ -6,7 +6,7 @@
 
 The config is the one the trial trained with (its ``config`` user attr), set to
 ``data.eval_on = "test"``: final training uses all of train and reports test accuracy.
-A pick (`search.stats.pick`) rests on the confirmed means when `search.confirm` has
+A pick (`search.pareto.pick`) rests on the confirmed means when `search.confirm` has
 re-trained trials with new seeds, so the luckiest single run does not win; otherwise on
 the search's own front of single runs, and the command warns that it does. A confirmation
 that lacks runs (interrupted, or a resumed search moved the front) is refused unless
@@ -36,7 +36,7 @@ from search.studydir import STUDY_ERRORS, add_study_arguments, load_confirm_stud
 
 def single_run_picks(front: Sequence[FrozenTrial]) -> dict[str, int]:
     """Pick -> trial number on the search's own front of single runs: the picks when nothing is confirmed."""
-    return stats.picks([stats.Point(t.number, float(t.values[0]), float(t.values[1])) for t in front])
+    return pareto.picks([pareto.Point(t.number, float(t.values[0]), float(t.values[1])) for t in front])
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def choose(study: optuna.Study, trial: int | None = None, pick: str = "max-acc",
             raise ValueError(f"trial {trial} is {found.state.name}{reason}, not COMPLETE: "
                              f"only fully trained trials export")
         return Choice(found, f"trial {trial} chosen by number: {_numbers(study, found, confirmed)}", False)
-    if pick not in stats.PICKS:
-        raise ValueError(f"unknown pick {pick!r} (known: {', '.join(stats.PICKS)})")
+    if pick not in pareto.PICKS:
+        raise ValueError(f"unknown pick {pick!r} (known: {', '.join(pareto.PICKS)})")
     if confirmed:
         if confirmed.missing and not allow_partial:
             raise ValueError(f"{confirmed.incomplete()}: finish it with search.confirm, or pass --allow-partial "
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export this trial number")
-    which.add_argument("--pick", choices=stats.PICKS, default="max-acc",
+    which.add_argument("--pick", choices=pareto.PICKS, default="max-acc",
                        help="choose from the Pareto front, of the confirmed means when there are any "
                             "(default: max-acc)")
     parser.add_argument("--out", default="best.yaml", help="output YAML (default: best.yaml)")

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fgmodel.stats import LEVEL
-from search import stats
+from search import pareto
 from search.stats import Estimate, Pooled, pooled
 
 FUTILITY = 0.15  # the chance of changing the fixed design's picks a round may give up to stop candidates
@@ -153,8 +153,8 @@ def chances(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int
     means: `completions` draws what its missing runs could bring.
     """
     gflops, numbers = [e.gflops for e in entrants], [e.number for e in entrants]
-    final = stats.picks_many(completions(entrants, seeds, runs, fit, step, draws, rng), gflops, numbers)
-    now = stats.picks([stats.Point(e.number, statistics.fmean(runs[e.number].values()), e.gflops) for e in entrants])
+    final = pareto.picks_many(completions(entrants, seeds, runs, fit, step, draws, rng), gflops, numbers)
+    now = pareto.picks([pareto.Point(e.number, statistics.fmean(runs[e.number].values()), e.gflops) for e in entrants])
     picked = {n: float(np.mean((final["max-acc"] == i) | (final["knee"] == i))) for i, n in enumerate(numbers)}
     same = (final["max-acc"] == numbers.index(now["max-acc"])) & (final["knee"] == numbers.index(now["knee"]))
     return picked, float(np.mean(same))

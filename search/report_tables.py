@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs, budget, stats
+from search import attrs, budget, pareto, stats
 from search.confirmed import Confirmed, ConfirmedPoint
 from search.export import single_run_picks
 from search.trials import gflops_of
@@ -134,7 +134,7 @@ def _column_name(column: str) -> str:
 def pick_labels(picks: dict[str, int]) -> dict[int, str]:
     """{"max-acc": 5, "knee": 4} -> {5: "max-acc", 4: "knee"}; one trial picked twice -> "max-acc, knee"."""
     labels: dict[int, str] = {}
-    for how in stats.PICKS:
+    for how in pareto.PICKS:
         if how in picks:
             n = picks[how]
             labels[n] = f"{labels[n]}, {how}" if n in labels else how
