@@ -103,9 +103,10 @@ def test_strategy_flags_override_the_spec():
 
 
 def test_confirm_flags_set_keys_of_the_block_or_drop_it(tmp_path):
-    assert spec_mod.load("demo").confirm == {"top": 1, "seeds": 2}
-    assert run.load_spec(_args("--task", "demo", "--confirm-top", "3")).confirm == {"top": 3, "seeds": 2}
-    assert run.load_spec(_args("--task", "demo", "--confirm-seeds", "4")).confirm == {"top": 1, "seeds": 4}
+    assert spec_mod.load("demo").confirm == {"top": 1, "seeds": 2, "race": True}
+    assert run.load_spec(_args("--task", "demo", "--confirm-top", "3")).confirm == {"top": 3, "seeds": 2, "race": True}
+    four_seeds = run.load_spec(_args("--task", "demo", "--confirm-seeds", "4"))
+    assert four_seeds.confirm == {"top": 1, "seeds": 4, "race": True}
     assert run.load_spec(_args("--task", "demo", "--no-confirm")).confirm is None
     path = tmp_path / "s.yaml"
     path.write_text("task: demo\nconfirm: null\n")  # no block: the flags make one
