@@ -209,7 +209,7 @@ def race(entrants: Sequence[Entrant], seeds: Sequence[int], runs: Mapping[int, M
         racing = [n for n in alive if n not in stops]
         behind = dominated(entrants, racing, fit, level, by_cost) if fit else {}
         settled = None
-        if fit and futility > 0:
+        if fit and futility > 0 and k < len(seeds):  # after the last seed no run is left to save
             stable = [e for e in entrants if e.number in fit.index]
             picked, settled = chances(stable, seeds, seen, fit, step, draws, np.random.default_rng(k))
             behind |= {n: (f"with every seed run, the fixed design would pick it in {picked[n]:.1%} of {draws} "
